@@ -1,0 +1,69 @@
+//! What the core answers to an input: it was applied, it changed nothing, or it was misuse.
+
+use core::fmt;
+
+use crate::{InputKind, State};
+
+/// An input that was accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The input moved the connection on: a new state, a deadline, or an action to perform.
+    Changed,
+    /// The input was valid and changed nothing: it was already done (a repeated shutdown or
+    /// close), or it is an observation that needs no step (bytes received while open, a timeout
+    /// with nothing due).
+    Unchanged,
+}
+
+/// An input the core refused. Always the caller's mistake (the adapter's or the application's),
+/// never the peer's or the OS's: those are inputs, not errors. A refused input leaves the
+/// connection, its deadlines and its pending actions exactly as they were.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Error {
+    /// The input does not fit the state: receiving after the peer's end of stream, reporting a
+    /// connect that was not asked for, starting to connect twice, anything but an intent after
+    /// the close.
+    InvalidTransition {
+        /// The state the connection was, and still is, in.
+        state: State,
+        /// The refused input.
+        input: InputKind,
+    },
+    /// [`start_connect`](crate::Lifecycle::start_connect) with no candidate addresses.
+    NoCandidates,
+    /// [`start_connect`](crate::Lifecycle::start_connect) with more than `u16::MAX` candidates.
+    TooManyCandidates,
+    /// A connect report names a candidate other than the one being tried (a stale report from an
+    /// attempt that was already given up).
+    NotCurrentCandidate {
+        /// The candidate being tried.
+        current: usize,
+        /// The candidate the report named.
+        reported: usize,
+    },
+    /// [`handle_received`](crate::Lifecycle::handle_received) with zero bytes: a `recv` that
+    /// returns 0 is the end of stream and is reported with
+    /// [`handle_end_of_stream`](crate::Lifecycle::handle_end_of_stream).
+    EmptyReceive,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidTransition { state, input } => {
+                write!(f, "{input} is not valid in state {state}")
+            }
+            Self::NoCandidates => f.write_str("no candidate address to connect to"),
+            Self::TooManyCandidates => f.write_str("more than 65535 candidate addresses"),
+            Self::NotCurrentCandidate { current, reported } => write!(
+                f,
+                "report for candidate {reported}, but candidate {current} is being tried"
+            ),
+            Self::EmptyReceive => {
+                f.write_str("a receive of 0 bytes is the end of stream; report it as such")
+            }
+        }
+    }
+}
+
+impl core::error::Error for Error {}

@@ -1,0 +1,144 @@
+//! Everything that can happen to a connection: the application's intents and the adapter's reports.
+
+use core::fmt;
+
+use crate::IoErrorKind;
+
+/// One input to a [`Lifecycle`](crate::Lifecycle), for [`Lifecycle::handle`](crate::Lifecycle::handle).
+///
+/// Each variant has a method of its own on `Lifecycle` that reads better at a call site; this
+/// enum is for code that replays inputs as data (tests, fuzzers, traces).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Input {
+    /// Intent: start connecting to a list of this many candidate addresses, in order.
+    StartConnect {
+        /// How many candidates the adapter holds (1 to `u16::MAX`).
+        candidates: usize,
+    },
+    /// Intent: nothing more to send (`shutdown(SD_SEND)` once the queued data is out).
+    ShutdownSend,
+    /// Intent: close gracefully, lingering until the peer is done.
+    Close,
+    /// Intent: reset the connection now.
+    Abort,
+    /// Report: the connect attempt to this candidate succeeded.
+    Connected {
+        /// The index from the [`Action::Connect`](crate::Action::Connect) being answered.
+        candidate: usize,
+    },
+    /// Report: the connect attempt to this candidate failed.
+    ConnectFailed {
+        /// The index from the [`Action::Connect`](crate::Action::Connect) being answered.
+        candidate: usize,
+        /// What went wrong.
+        kind: IoErrorKind,
+    },
+    /// Report: `recv` returned this many bytes (more than zero).
+    Received {
+        /// The byte count `recv` returned.
+        len: usize,
+    },
+    /// Report: `recv` returned 0, the peer's end of stream.
+    EndOfStream,
+    /// Report: nothing the application queued is left to send.
+    Flushed,
+    /// Report: an I/O operation on the connected socket failed.
+    Error(IoErrorKind),
+    /// Report: time has passed; deadlines up to `now` are due.
+    Timeout,
+}
+
+/// The kind of an [`Input`], without its values: what an error names, and what a diagram's edge
+/// is labelled with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum InputKind {
+    /// [`Input::StartConnect`].
+    StartConnect,
+    /// [`Input::ShutdownSend`].
+    ShutdownSend,
+    /// [`Input::Close`].
+    Close,
+    /// [`Input::Abort`].
+    Abort,
+    /// [`Input::Connected`].
+    Connected,
+    /// [`Input::ConnectFailed`].
+    ConnectFailed,
+    /// [`Input::Received`].
+    Received,
+    /// [`Input::EndOfStream`].
+    EndOfStream,
+    /// [`Input::Flushed`].
+    Flushed,
+    /// [`Input::Error`].
+    Error,
+    /// [`Input::Timeout`].
+    Timeout,
+}
+
+impl Input {
+    /// This input's kind.
+    pub const fn kind(&self) -> InputKind {
+        match self {
+            Self::StartConnect { .. } => InputKind::StartConnect,
+            Self::ShutdownSend => InputKind::ShutdownSend,
+            Self::Close => InputKind::Close,
+            Self::Abort => InputKind::Abort,
+            Self::Connected { .. } => InputKind::Connected,
+            Self::ConnectFailed { .. } => InputKind::ConnectFailed,
+            Self::Received { .. } => InputKind::Received,
+            Self::EndOfStream => InputKind::EndOfStream,
+            Self::Flushed => InputKind::Flushed,
+            Self::Error(_) => InputKind::Error,
+            Self::Timeout => InputKind::Timeout,
+        }
+    }
+}
+
+impl InputKind {
+    /// Every kind, for exhaustive tests.
+    pub const ALL: [Self; 11] = [
+        Self::StartConnect,
+        Self::ShutdownSend,
+        Self::Close,
+        Self::Abort,
+        Self::Connected,
+        Self::ConnectFailed,
+        Self::Received,
+        Self::EndOfStream,
+        Self::Flushed,
+        Self::Error,
+        Self::Timeout,
+    ];
+
+    /// Whether the input is the application's intent (as opposed to an adapter's report).
+    pub const fn is_intent(self) -> bool {
+        matches!(
+            self,
+            Self::StartConnect | Self::ShutdownSend | Self::Close | Self::Abort
+        )
+    }
+
+    /// The input's name, as the method that takes it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::StartConnect => "start_connect",
+            Self::ShutdownSend => "shutdown_send",
+            Self::Close => "close",
+            Self::Abort => "abort",
+            Self::Connected => "handle_connected",
+            Self::ConnectFailed => "handle_connect_failed",
+            Self::Received => "handle_received",
+            Self::EndOfStream => "handle_end_of_stream",
+            Self::Flushed => "handle_flushed",
+            Self::Error => "handle_error",
+            Self::Timeout => "handle_timeout",
+        }
+    }
+}
+
+impl fmt::Display for InputKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,44 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+#![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+// Nothing that input can reach may panic: no unchecked arithmetic, indexing or unwrapping.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
+// The core: no_std, no alloc, no dependencies.
+mod action;
+mod close_reason;
+mod config;
+mod error;
+mod input;
+mod io_error_kind;
+mod lifecycle;
+mod listener;
+mod listener_config;
+mod state;
+mod time;
+
+pub use action::Action;
+pub use close_reason::CloseReason;
+pub use config::{Config, ConfigError, Setting};
+pub use error::{Error, Outcome};
+pub use input::{Input, InputKind};
+pub use io_error_kind::IoErrorKind;
+pub use lifecycle::Lifecycle;
+pub use listener::{Listener, ListenerAction, ListenerError, ListenerInput, ListenerState};
+pub use listener_config::ListenerConfig;
+pub use state::{Permits, State};
+pub use time::Instant;
+

@@ -1,0 +1,504 @@
+//! One stream connection's lifecycle: the sans-I/O state machine every adapter drives.
+
+use crate::action::PendingActions;
+use crate::{
+    Action, CloseReason, Config, Error, Input, Instant, IoErrorKind, Outcome, Permits, State,
+};
+
+/// The life of one TCP stream connection, from connect or accept to a graceful close, as a pure
+/// state machine. It performs no I/O, reads no clock and allocates nothing: an adapter performs
+/// what it asks for and reports back what the operating system said.
+///
+/// # Calling order
+///
+/// The methods fall in four groups, as in quinn-proto's `Connection`:
+///
+/// - **intents** of the application: [`start_connect`](Self::start_connect),
+///   [`shutdown_send`](Self::shutdown_send), [`close`](Self::close), [`abort`](Self::abort);
+/// - **reports** of the adapter, `handle_*`: what a system call returned, and
+///   [`handle_timeout`](Self::handle_timeout) when the time of [`poll_timeout`](Self::poll_timeout)
+///   has come;
+/// - **polls**: after every intent or report, call [`poll_action`](Self::poll_action) until it
+///   returns `None` and perform each action in that order; then [`poll_timeout`](Self::poll_timeout)
+///   for the next deadline;
+/// - **getters** (`&self`): the [`state`](Self::state), the permissions the adapter checks before
+///   every system call ([`may_send`](Self::may_send), [`may_receive`](Self::may_receive),
+///   [`must_discard`](Self::must_discard)), and the [`close_reason`](Self::close_reason).
+///
+/// Every intent and report takes `now`. Time only moves forward: a `now` earlier than one already
+/// seen is taken as "no time has passed". Deadlines fire only in [`handle_timeout`](Self::handle_timeout).
+///
+/// Every intent and report answers [`Outcome::Changed`], [`Outcome::Unchanged`] (valid, nothing to
+/// do: a repeated shutdown or close, for one) or an [`Error`] for misuse, which leaves the
+/// connection exactly as it was.
+///
+/// # Example: the seed's client, driven by hand
+///
+/// ```
+/// use socket_lifecycle::{Action, CloseReason, Config, Instant, Lifecycle, State};
+///
+/// let t = Instant::from_millis;
+/// let mut conn = Lifecycle::new(Config::default());
+///
+/// // Two resolved addresses: the first refuses, the second answers.
+/// conn.start_connect(t(0), 2)?;
+/// assert_eq!(conn.poll_action(), Some(Action::Connect { candidate: 0 }));
+/// conn.handle_connect_failed(t(1), 0, socket_lifecycle::IoErrorKind::Refused)?;
+/// assert_eq!(conn.poll_action(), Some(Action::Connect { candidate: 1 }));
+/// conn.handle_connected(t(2), 1)?;
+///
+/// // Send, then shut the send side once the adapter has flushed.
+/// assert!(conn.may_send());
+/// conn.shutdown_send(t(3))?;
+/// conn.handle_flushed(t(3))?;
+/// assert_eq!(conn.poll_action(), Some(Action::ShutdownWrite));
+///
+/// // Receive until recv returns 0, then close: nothing is left to wait for.
+/// conn.handle_received(t(4), 14)?;
+/// conn.handle_end_of_stream(t(5))?;
+/// conn.close(t(5))?;
+/// assert_eq!(conn.poll_action(), Some(Action::Close));
+/// assert_eq!(conn.poll_action(), None);
+/// assert_eq!(conn.state(), State::Closed);
+/// assert_eq!(conn.close_reason(), Some(CloseReason::Graceful));
+/// # Ok::<(), socket_lifecycle::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Lifecycle {
+    /// The latest time seen; never moves backwards.
+    now: Instant,
+    /// While connecting: the current attempt's deadline. While closing: the total linger deadline.
+    deadline: Instant,
+    /// While lingering: the deadline for the peer's next byte or end of stream.
+    idle_deadline: Instant,
+    config: Config,
+    state: State,
+    pending: PendingActions,
+    reason: Option<CloseReason>,
+    /// While connecting: the candidate being tried.
+    candidate: u16,
+    /// While connecting: how many candidates there are.
+    candidates: u16,
+}
+
+impl Lifecycle {
+    /// A client connection that has not started: call [`start_connect`](Self::start_connect).
+    pub const fn new(config: Config) -> Self {
+        Self {
+            now: Instant::ZERO,
+            deadline: Instant::ZERO,
+            idle_deadline: Instant::ZERO,
+            config,
+            state: State::Idle,
+            pending: PendingActions::EMPTY,
+            reason: None,
+            candidate: 0,
+            candidates: 0,
+        }
+    }
+
+    /// A server-side connection, just returned by `accept`: established, both directions open.
+    pub const fn accepted(now: Instant, config: Config) -> Self {
+        let mut conn = Self::new(config);
+        conn.now = now;
+        conn.state = State::Established;
+        conn
+    }
+
+    // ---- intents -------------------------------------------------------------------------------
+
+    /// Starts connecting to `candidates` addresses, tried in order, one at a time, each within the
+    /// connect timeout. Emits [`Action::Connect`] for candidate 0.
+    ///
+    /// # Errors
+    /// [`Error::NoCandidates`], [`Error::TooManyCandidates`], or [`Error::InvalidTransition`] unless
+    /// the connection is [`State::Idle`].
+    pub fn start_connect(&mut self, now: Instant, candidates: usize) -> Result<Outcome, Error> {
+        self.handle(now, Input::StartConnect { candidates })
+    }
+
+    /// The application has nothing more to send: once the adapter reports the queued data
+    /// flushed, [`Action::ShutdownWrite`] is emitted. Receiving goes on. Repeating it is a no-op.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTransition`] before the connection is established.
+    pub fn shutdown_send(&mut self, now: Instant) -> Result<Outcome, Error> {
+        self.handle(now, Input::ShutdownSend)
+    }
+
+    /// Closes gracefully: shuts the send side once flushed, reads and discards until the peer's
+    /// end of stream, then emits [`Action::Close`]; bounded by the linger deadlines of the
+    /// [`Config`]. Before the connection is established, there is nothing to close gracefully and
+    /// this is an [`abort`](Self::abort). Repeating it, or closing a closed connection, is a no-op.
+    ///
+    /// # Errors
+    /// None today; the `Result` keeps the shape of every other input.
+    pub fn close(&mut self, now: Instant) -> Result<Outcome, Error> {
+        self.handle(now, Input::Close)
+    }
+
+    /// Resets the connection now: [`Action::SetLingerZero`], then [`Action::Close`], and no
+    /// shutdown. A no-op once closed.
+    ///
+    /// # Errors
+    /// None today; the `Result` keeps the shape of every other input.
+    pub fn abort(&mut self, now: Instant) -> Result<Outcome, Error> {
+        self.handle(now, Input::Abort)
+    }
+
+    // ---- reports -------------------------------------------------------------------------------
+
+    /// The connect attempt to `candidate` succeeded.
+    ///
+    /// # Errors
+    /// [`Error::NotCurrentCandidate`] for a stale attempt; [`Error::InvalidTransition`] when not
+    /// connecting or before the [`Action::Connect`] was polled.
+    pub fn handle_connected(&mut self, now: Instant, candidate: usize) -> Result<Outcome, Error> {
+        self.handle(now, Input::Connected { candidate })
+    }
+
+    /// The connect attempt to `candidate` failed: the next candidate is tried, or, after the
+    /// last, the connection closes with [`CloseReason::ConnectFailed`].
+    ///
+    /// # Errors
+    /// As [`handle_connected`](Self::handle_connected).
+    pub fn handle_connect_failed(
+        &mut self,
+        now: Instant,
+        candidate: usize,
+        kind: IoErrorKind,
+    ) -> Result<Outcome, Error> {
+        self.handle(now, Input::ConnectFailed { candidate, kind })
+    }
+
+    /// `recv` returned `len` bytes. While lingering they are discarded and the idle deadline
+    /// starts again.
+    ///
+    /// # Errors
+    /// [`Error::EmptyReceive`] for `len == 0`; [`Error::InvalidTransition`] when receiving is not
+    /// permitted (not connected, or after the peer's end of stream).
+    pub fn handle_received(&mut self, now: Instant, len: usize) -> Result<Outcome, Error> {
+        self.handle(now, Input::Received { len })
+    }
+
+    /// `recv` returned 0: the peer will send nothing more.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTransition`] when not connected.
+    pub fn handle_end_of_stream(&mut self, now: Instant) -> Result<Outcome, Error> {
+        self.handle(now, Input::EndOfStream)
+    }
+
+    /// Nothing the application queued is left to send. A pending shutdown of the send side may
+    /// now go out.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTransition`] when not connected.
+    pub fn handle_flushed(&mut self, now: Instant) -> Result<Outcome, Error> {
+        self.handle(now, Input::Flushed)
+    }
+
+    /// An I/O operation on the connected socket failed. Sending and receiving end and the
+    /// connection closes with the error as its reason.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTransition`] when not connected (a failed connect attempt is reported with
+    /// [`handle_connect_failed`](Self::handle_connect_failed)).
+    pub fn handle_error(&mut self, now: Instant, kind: IoErrorKind) -> Result<Outcome, Error> {
+        self.handle(now, Input::Error(kind))
+    }
+
+    /// Fires every deadline up to `now`. Call it when the time of
+    /// [`poll_timeout`](Self::poll_timeout) has come; calling it at any other time is harmless.
+    ///
+    /// # Errors
+    /// None; the `Result` keeps the shape of every other input.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<Outcome, Error> {
+        self.handle(now, Input::Timeout)
+    }
+
+    /// Applies any input. Every intent and report above goes through here.
+    ///
+    /// # Errors
+    /// As the method for the input; a refused input changes nothing, not even the time.
+    pub fn handle(&mut self, now: Instant, input: Input) -> Result<Outcome, Error> {
+        // The transition works on a copy that replaces `self` only on success, so a refused
+        // input cannot leave a half-made change behind.
+        let mut next = *self;
+        next.now = if now > self.now { now } else { self.now };
+        let outcome = next.apply(input)?;
+        *self = next;
+        Ok(outcome)
+    }
+
+    // ---- polls ---------------------------------------------------------------------------------
+
+    /// The next action for the adapter, each handed out once, in the order to perform them.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        Some(match self.pending.pop_first()? {
+            PendingActions::CONNECT => Action::Connect {
+                candidate: usize::from(self.candidate),
+            },
+            PendingActions::SHUTDOWN_WRITE => Action::ShutdownWrite,
+            PendingActions::SET_LINGER_ZERO => Action::SetLingerZero,
+            _ => Action::Close,
+        })
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next, if a deadline is running.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Connecting | State::ClosingFlushing | State::ClosingFlushingPeerShut => {
+                Some(self.deadline)
+            }
+            State::Lingering => Some(core::cmp::min(self.deadline, self.idle_deadline)),
+            _ => None,
+        }
+    }
+
+    // ---- getters -------------------------------------------------------------------------------
+
+    /// The current state.
+    pub const fn state(&self) -> State {
+        self.state
+    }
+
+    /// Everything the current state permits, as one row of [`State::permits`].
+    pub const fn permits(&self) -> Permits {
+        self.state.permits()
+    }
+
+    /// Whether the adapter may call `send`: data already queued may go out. False for ever once
+    /// the send side is shut, by [`Action::ShutdownWrite`] or by an error.
+    pub const fn may_send(&self) -> bool {
+        self.state.permits().send
+    }
+
+    /// Whether the application may queue new data: false as soon as it asked to shut the send side.
+    pub const fn may_queue(&self) -> bool {
+        self.state.permits().queue
+    }
+
+    /// Whether the adapter may call `recv`.
+    pub const fn may_receive(&self) -> bool {
+        self.state.permits().receive
+    }
+
+    /// Whether received bytes must be read and thrown away (a lingering close).
+    pub const fn must_discard(&self) -> bool {
+        self.state.permits().discard
+    }
+
+    /// Whether the connection is closed (its [`Action::Close`] may still wait to be polled).
+    pub const fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// Why the connection closed; `None` until it has.
+    pub const fn close_reason(&self) -> Option<CloseReason> {
+        self.reason
+    }
+
+    /// Whether actions wait to be polled.
+    pub const fn has_pending_actions(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The latest time seen.
+    pub const fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// The settings this connection runs with.
+    pub const fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ---- transitions ---------------------------------------------------------------------------
+
+    /// Every transition of the connection, in one match over (state, input). States and inputs
+    /// are named in full where it matters; `_` arms collect what is left, in this order: valid
+    /// no-ops, then misuse.
+    fn apply(&mut self, input: Input) -> Result<Outcome, Error> {
+        use Outcome::Unchanged;
+        use State::*;
+        let invalid = Err(Error::InvalidTransition {
+            state: self.state,
+            input: input.kind(),
+        });
+        match (self.state, input) {
+            // Closed is final: intents are no-ops, reports are misuse.
+            (Closed, Input::ShutdownSend | Input::Close | Input::Abort | Input::Timeout) => {
+                Ok(Unchanged)
+            }
+            (Closed, _) => invalid,
+
+            // Abort works from every other state; so does close before there is a connection.
+            (_, Input::Abort) | (Idle | Connecting, Input::Close) => Ok(self.abort_now()),
+
+            (Idle, Input::StartConnect { candidates }) => {
+                self.candidates = match u16::try_from(candidates) {
+                    Ok(0) => return Err(Error::NoCandidates),
+                    Ok(n) => n,
+                    Err(_) => return Err(Error::TooManyCandidates),
+                };
+                Ok(self.begin_attempt(0))
+            }
+            (Idle, Input::Timeout) => Ok(Unchanged),
+            (Idle, _) => invalid,
+
+            (Connecting, Input::Connected { candidate }) => {
+                self.check_attempt(input, candidate)?;
+                Ok(self.enter(Established))
+            }
+            (Connecting, Input::ConnectFailed { candidate, kind }) => {
+                self.check_attempt(input, candidate)?;
+                Ok(self.next_attempt(kind))
+            }
+            // An attempt not yet handed out has not started, so it cannot have timed out:
+            // no candidate is ever skipped.
+            (Connecting, Input::Timeout)
+                if self.now >= self.deadline && !self.pending.contains(PendingActions::CONNECT) =>
+            {
+                Ok(self.next_attempt(IoErrorKind::TimedOut))
+            }
+            (Connecting, Input::Timeout) => Ok(Unchanged),
+            (Connecting, _) => invalid,
+
+            // From here on the socket is connected.
+            (
+                _,
+                Input::StartConnect { .. } | Input::Connected { .. } | Input::ConnectFailed { .. },
+            ) => invalid,
+            (_, Input::Error(kind)) => {
+                // The socket is broken: nothing more goes out on it, only the close.
+                self.pending.remove(PendingActions::SHUTDOWN_WRITE);
+                Ok(self.finish(CloseReason::from_error(kind)))
+            }
+
+            (Established, Input::ShutdownSend) => Ok(self.enter(SendFlushing)),
+            (PeerShut, Input::ShutdownSend) => Ok(self.enter(PeerShutSendFlushing)),
+            (_, Input::ShutdownSend) => Ok(Unchanged),
+
+            (Established | SendFlushing, Input::Close) => Ok(self.enter(ClosingFlushing)),
+            (PeerShut | PeerShutSendFlushing, Input::Close) => {
+                Ok(self.enter(ClosingFlushingPeerShut))
+            }
+            (SendShut, Input::Close) => Ok(self.enter(Lingering)),
+            (BothShut, Input::Close) => Ok(self.finish(CloseReason::Graceful)),
+            (_, Input::Close) => Ok(Unchanged),
+
+            (SendFlushing, Input::Flushed) => Ok(self.shut_send_and_enter(SendShut)),
+            (PeerShutSendFlushing, Input::Flushed) => Ok(self.shut_send_and_enter(BothShut)),
+            (ClosingFlushing, Input::Flushed) => Ok(self.shut_send_and_enter(Lingering)),
+            (ClosingFlushingPeerShut, Input::Flushed) => {
+                self.pending.insert(PendingActions::SHUTDOWN_WRITE);
+                Ok(self.finish(CloseReason::Graceful))
+            }
+            (_, Input::Flushed) => Ok(Unchanged),
+
+            (Established, Input::EndOfStream) => Ok(self.enter(PeerShut)),
+            (SendFlushing, Input::EndOfStream) => Ok(self.enter(PeerShutSendFlushing)),
+            (SendShut, Input::EndOfStream) => Ok(self.enter(BothShut)),
+            (ClosingFlushing, Input::EndOfStream) => Ok(self.enter(ClosingFlushingPeerShut)),
+            (Lingering, Input::EndOfStream) => Ok(self.finish(CloseReason::Graceful)),
+            // recv keeps returning 0 after the end of stream; saying so again is true and harmless.
+            (_, Input::EndOfStream) => Ok(Unchanged),
+
+            (_, Input::Received { .. }) if !self.may_receive() => invalid,
+            (_, Input::Received { len: 0 }) => Err(Error::EmptyReceive),
+            (Lingering, Input::Received { .. }) => {
+                self.idle_deadline = self.now.saturating_add(self.config.linger_idle());
+                Ok(Outcome::Changed)
+            }
+            (_, Input::Received { .. }) => Ok(Unchanged),
+
+            (ClosingFlushing | ClosingFlushingPeerShut, Input::Timeout)
+                if self.now >= self.deadline =>
+            {
+                // Our own data never got out: a plain close would tell the peer the stream ended
+                // cleanly when it was cut short. A reset tells the truth.
+                self.pending.insert(PendingActions::SET_LINGER_ZERO);
+                Ok(self.finish(CloseReason::LingerTimeout))
+            }
+            (Lingering, Input::Timeout)
+                if self.now >= self.deadline || self.now >= self.idle_deadline =>
+            {
+                Ok(self.finish(CloseReason::LingerTimeout))
+            }
+            (_, Input::Timeout) => Ok(Unchanged),
+        }
+    }
+
+    /// The one door every state change goes through, with what entering a state brings: the
+    /// linger deadlines start when a close is first requested, the idle deadline when lingering
+    /// starts, and `Close` is queued on arrival in `Closed`, which happens once since it is final.
+    fn enter(&mut self, next: State) -> Outcome {
+        if next.is_closing() && !self.state.is_closing() {
+            self.deadline = self.now.saturating_add(self.config.linger_total());
+        }
+        if next == State::Lingering && self.state != State::Lingering {
+            self.idle_deadline = self.now.saturating_add(self.config.linger_idle());
+        }
+        if next == State::Closed {
+            self.pending.insert(PendingActions::CLOSE);
+        }
+        self.state = next;
+        Outcome::Changed
+    }
+
+    fn shut_send_and_enter(&mut self, next: State) -> Outcome {
+        self.pending.insert(PendingActions::SHUTDOWN_WRITE);
+        self.enter(next)
+    }
+
+    fn finish(&mut self, reason: CloseReason) -> Outcome {
+        self.reason = Some(reason);
+        self.enter(State::Closed)
+    }
+
+    fn abort_now(&mut self) -> Outcome {
+        self.pending.remove(PendingActions::CONNECT);
+        self.pending.remove(PendingActions::SHUTDOWN_WRITE);
+        self.pending.insert(PendingActions::SET_LINGER_ZERO);
+        self.finish(CloseReason::Aborted)
+    }
+
+    fn begin_attempt(&mut self, candidate: u16) -> Outcome {
+        self.candidate = candidate;
+        self.deadline = self.now.saturating_add(self.config.connect_timeout());
+        self.pending.insert(PendingActions::CONNECT);
+        self.enter(State::Connecting)
+    }
+
+    fn next_attempt(&mut self, failure: IoErrorKind) -> Outcome {
+        match self.candidate.checked_add(1) {
+            Some(next) if next < self.candidates => self.begin_attempt(next),
+            _ => {
+                self.pending.remove(PendingActions::CONNECT);
+                self.finish(CloseReason::ConnectFailed(failure))
+            }
+        }
+    }
+
+    /// A connect report must answer the attempt that was handed out.
+    fn check_attempt(&self, report: Input, candidate: usize) -> Result<(), Error> {
+        if self.pending.contains(PendingActions::CONNECT) {
+            return Err(Error::InvalidTransition {
+                state: self.state,
+                input: report.kind(),
+            });
+        }
+        if candidate != usize::from(self.candidate) {
+            return Err(Error::NotCurrentCandidate {
+                current: usize::from(self.candidate),
+                reported: candidate,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "lifecycle_tests.rs"]
+mod tests;

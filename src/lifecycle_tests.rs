@@ -1,0 +1,1167 @@
+//! Unit tests of [`Lifecycle`], grouped by the state they start from. Each test that checks a
+//! rule of the contract carries the rule's id in its name and in its failure messages.
+
+use core::time::Duration;
+use std::vec::Vec;
+
+use super::*;
+use crate::{InputKind, Permits};
+
+const NOTHING: Permits = Permits {
+    send: false,
+    queue: false,
+    receive: false,
+    discard: false,
+};
+
+fn t(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+/// Short deadlines: connect 100 ms, linger 1 s in total and 200 ms idle.
+fn config() -> Config {
+    Config::new()
+        .with_connect_timeout(Duration::from_millis(100))
+        .and_then(|c| c.with_linger(Duration::from_millis(1_000), Duration::from_millis(200)))
+        .unwrap()
+}
+
+fn actions(conn: &mut Lifecycle) -> Vec<Action> {
+    core::iter::from_fn(|| conn.poll_action()).collect()
+}
+
+fn ok(result: Result<Outcome, Error>) -> Outcome {
+    result.unwrap()
+}
+
+/// A connection in `state`, reached through the public inputs at time 10 ms, actions drained.
+fn reach(state: State) -> Lifecycle {
+    use State::*;
+    let now = t(10);
+    let mut conn = match state {
+        Idle => Lifecycle::new(config()),
+        Connecting => {
+            let mut conn = Lifecycle::new(config());
+            ok(conn.start_connect(now, 2));
+            conn
+        }
+        _ => Lifecycle::accepted(now, config()),
+    };
+    let inputs: &[Input] = match state {
+        Idle | Connecting | Established => &[],
+        SendFlushing => &[Input::ShutdownSend],
+        SendShut => &[Input::ShutdownSend, Input::Flushed],
+        PeerShut => &[Input::EndOfStream],
+        PeerShutSendFlushing => &[Input::EndOfStream, Input::ShutdownSend],
+        BothShut => &[Input::ShutdownSend, Input::Flushed, Input::EndOfStream],
+        ClosingFlushing => &[Input::Close],
+        ClosingFlushingPeerShut => &[Input::EndOfStream, Input::Close],
+        Lingering => &[Input::ShutdownSend, Input::Flushed, Input::Close],
+        Closed => &[Input::Abort],
+    };
+    for input in inputs {
+        ok(conn.handle(now, *input));
+    }
+    actions(&mut conn);
+    assert_eq!(conn.state(), state, "reach({state}) went astray");
+    conn
+}
+
+/// Inputs of every kind, with the values at the edges of their ranges.
+fn every_input() -> Vec<Input> {
+    let mut inputs = std::vec![
+        Input::StartConnect { candidates: 0 },
+        Input::StartConnect { candidates: 1 },
+        Input::StartConnect { candidates: 3 },
+        Input::StartConnect {
+            candidates: usize::MAX
+        },
+        Input::ShutdownSend,
+        Input::Close,
+        Input::Abort,
+        Input::Connected { candidate: 0 },
+        Input::Connected { candidate: 1 },
+        Input::Connected {
+            candidate: usize::MAX
+        },
+        Input::Received { len: 0 },
+        Input::Received { len: 1 },
+        Input::Received { len: usize::MAX },
+        Input::EndOfStream,
+        Input::Flushed,
+        Input::Timeout,
+    ];
+    for kind in IoErrorKind::ALL {
+        inputs.push(Input::Error(kind));
+        inputs.push(Input::ConnectFailed { candidate: 0, kind });
+    }
+    inputs.push(Input::ConnectFailed {
+        candidate: 7,
+        kind: IoErrorKind::Other,
+    });
+    inputs
+}
+
+// Tests for the Idle state.
+mod idle {
+    use super::*;
+
+    #[test]
+    fn idle_permits_nothing_and_has_no_deadline() {
+        let conn = reach(State::Idle);
+        assert_eq!(conn.permits(), NOTHING);
+        assert_eq!(conn.poll_timeout(), None);
+        assert_eq!(conn.close_reason(), None);
+    }
+
+    #[test]
+    fn c12_start_connect_emits_connect_to_the_first_candidate_with_a_deadline() {
+        let mut conn = Lifecycle::new(config());
+        assert_eq!(conn.start_connect(t(5), 3), Ok(Outcome::Changed));
+        assert_eq!(
+            actions(&mut conn),
+            [Action::Connect { candidate: 0 }],
+            "C12 violated"
+        );
+        assert_eq!(
+            conn.poll_timeout(),
+            Some(t(105)),
+            "C12 violated: no attempt deadline"
+        );
+    }
+
+    #[test]
+    fn c9_start_connect_without_candidates_or_with_too_many_is_refused() {
+        let mut conn = Lifecycle::new(config());
+        assert_eq!(conn.start_connect(t(0), 0), Err(Error::NoCandidates));
+        assert_eq!(
+            conn.start_connect(t(0), 1 << 16),
+            Err(Error::TooManyCandidates)
+        );
+        assert_eq!(
+            conn,
+            Lifecycle::new(config()),
+            "C9 violated: refused input changed state"
+        );
+    }
+
+    #[test]
+    fn c9_reports_before_connecting_are_refused() {
+        for input in [
+            Input::EndOfStream,
+            Input::Flushed,
+            Input::Received { len: 1 },
+        ] {
+            let mut conn = reach(State::Idle);
+            assert_eq!(
+                conn.handle(t(1), input),
+                Err(Error::InvalidTransition {
+                    state: State::Idle,
+                    input: input.kind()
+                }),
+                "C9 violated for {input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn c6_close_before_connecting_is_an_abort() {
+        let mut conn = reach(State::Idle);
+        ok(conn.close(t(1)));
+        assert_eq!(actions(&mut conn), [Action::SetLingerZero, Action::Close]);
+        assert_eq!(conn.close_reason(), Some(CloseReason::Aborted));
+    }
+}
+
+// Tests for the Connecting state.
+mod connecting {
+    use super::*;
+
+    #[test]
+    fn c12_candidates_are_tried_in_order_one_at_a_time() {
+        let mut conn = Lifecycle::new(config());
+        ok(conn.start_connect(t(0), 3));
+        for candidate in 0..2 {
+            assert_eq!(
+                actions(&mut conn),
+                [Action::Connect { candidate }],
+                "C12 violated: wrong next attempt"
+            );
+            // No second attempt while one is in flight.
+            ok(conn.handle_timeout(t(1)));
+            assert_eq!(actions(&mut conn), [], "C12 violated: two attempts at once");
+            ok(conn.handle_connect_failed(t(2), candidate, IoErrorKind::Refused));
+        }
+        assert_eq!(actions(&mut conn), [Action::Connect { candidate: 2 }]);
+        ok(conn.handle_connected(t(3), 2));
+        assert_eq!(conn.state(), State::Established);
+        assert_eq!(
+            conn.poll_timeout(),
+            None,
+            "attempt deadline outlived the connect"
+        );
+    }
+
+    #[test]
+    fn c12_an_attempt_past_its_deadline_moves_to_the_next_candidate() {
+        let mut conn = reach(State::Connecting);
+        assert_eq!(conn.poll_timeout(), Some(t(110)));
+        assert_eq!(conn.handle_timeout(t(109)), Ok(Outcome::Unchanged));
+        ok(conn.handle_timeout(t(110)));
+        assert_eq!(
+            actions(&mut conn),
+            [Action::Connect { candidate: 1 }],
+            "C12 violated"
+        );
+        assert_eq!(
+            conn.poll_timeout(),
+            Some(t(210)),
+            "C12 violated: deadline not renewed"
+        );
+    }
+
+    #[test]
+    fn c12_when_every_candidate_fails_the_connection_closes_with_the_last_error() {
+        let mut conn = reach(State::Connecting);
+        ok(conn.handle_connect_failed(t(20), 0, IoErrorKind::Refused));
+        actions(&mut conn);
+        ok(conn.handle_connect_failed(t(30), 1, IoErrorKind::Other));
+        assert_eq!(actions(&mut conn), [Action::Close]);
+        assert_eq!(
+            conn.close_reason(),
+            Some(CloseReason::ConnectFailed(IoErrorKind::Other)),
+            "C12 violated: not the last error"
+        );
+    }
+
+    #[test]
+    fn c12_the_last_attempt_timing_out_closes_as_timed_out() {
+        let mut conn = Lifecycle::new(config());
+        ok(conn.start_connect(t(0), 1));
+        actions(&mut conn);
+        ok(conn.handle_timeout(t(100)));
+        assert_eq!(actions(&mut conn), [Action::Close]);
+        assert_eq!(
+            conn.close_reason(),
+            Some(CloseReason::ConnectFailed(IoErrorKind::TimedOut))
+        );
+    }
+
+    #[test]
+    fn c9_a_report_for_an_attempt_not_yet_handed_out_is_refused() {
+        let mut conn = Lifecycle::new(config());
+        ok(conn.start_connect(t(0), 2));
+        let before = conn;
+        assert_eq!(
+            conn.handle_connected(t(1), 0),
+            Err(Error::InvalidTransition {
+                state: State::Connecting,
+                input: InputKind::Connected
+            }),
+            "C9 violated"
+        );
+        assert_eq!(conn, before, "C9 violated: refused input changed state");
+        assert_eq!(actions(&mut conn), [Action::Connect { candidate: 0 }]);
+    }
+
+    #[test]
+    fn c9_a_stale_report_for_an_abandoned_attempt_is_refused() {
+        let mut conn = reach(State::Connecting);
+        ok(conn.handle_timeout(t(200)));
+        actions(&mut conn);
+        let before = conn;
+        assert_eq!(
+            conn.handle_connected(t(201), 0),
+            Err(Error::NotCurrentCandidate {
+                current: 1,
+                reported: 0
+            })
+        );
+        assert_eq!(conn, before, "C9 violated: refused input changed state");
+    }
+
+    #[test]
+    fn connecting_permits_nothing_until_connected() {
+        let mut conn = reach(State::Connecting);
+        assert_eq!(conn.permits(), NOTHING);
+        ok(conn.handle_connected(t(11), 0));
+        assert!(conn.may_send() && conn.may_queue() && conn.may_receive());
+        assert!(!conn.must_discard());
+    }
+
+    #[test]
+    fn c6_abort_while_connecting_drops_the_pending_attempt() {
+        let mut conn = Lifecycle::new(config());
+        ok(conn.start_connect(t(0), 2));
+        ok(conn.abort(t(1)));
+        assert_eq!(
+            actions(&mut conn),
+            [Action::SetLingerZero, Action::Close],
+            "C6 violated"
+        );
+    }
+}
+
+// Tests for the Established state and the half-closed states of the data phase.
+mod established {
+    use super::*;
+
+    #[test]
+    fn c4_shutdown_send_waits_for_the_flush() {
+        let mut conn = reach(State::Established);
+        ok(conn.shutdown_send(t(11)));
+        assert_eq!(
+            actions(&mut conn),
+            [],
+            "C4 violated: shutdown before the flush"
+        );
+        assert!(conn.may_send(), "queued data must still be allowed out");
+        assert!(!conn.may_queue(), "no new data after shutdown_send");
+        ok(conn.handle_flushed(t(12)));
+        assert_eq!(actions(&mut conn), [Action::ShutdownWrite], "C4 violated");
+        assert!(
+            conn.may_receive(),
+            "receiving goes on after shutdown(Write)"
+        );
+    }
+
+    #[test]
+    fn c3_no_send_after_the_send_side_is_shut_whatever_comes_next() {
+        for next in every_input() {
+            let mut conn = reach(State::SendShut);
+            let _ = conn.handle(t(20), next);
+            assert!(!conn.may_send(), "C3 violated after {next:?}");
+        }
+    }
+
+    #[test]
+    fn c10_repeated_shutdown_emits_nothing() {
+        let mut conn = reach(State::Established);
+        ok(conn.shutdown_send(t(11)));
+        assert_eq!(
+            conn.shutdown_send(t(12)),
+            Ok(Outcome::Unchanged),
+            "C10 violated"
+        );
+        ok(conn.handle_flushed(t(13)));
+        assert_eq!(actions(&mut conn), [Action::ShutdownWrite]);
+        assert_eq!(
+            conn.shutdown_send(t(14)),
+            Ok(Outcome::Unchanged),
+            "C10 violated"
+        );
+        ok(conn.handle_flushed(t(15)));
+        assert_eq!(actions(&mut conn), [], "C10 violated: a second shutdown");
+    }
+
+    #[test]
+    fn flushed_while_sending_freely_changes_nothing() {
+        let mut conn = reach(State::Established);
+        assert_eq!(conn.handle_flushed(t(11)), Ok(Outcome::Unchanged));
+        assert_eq!(actions(&mut conn), []);
+    }
+
+    #[test]
+    fn received_bytes_while_open_change_nothing() {
+        let mut conn = reach(State::Established);
+        assert_eq!(conn.handle_received(t(11), 512), Ok(Outcome::Unchanged));
+    }
+
+    #[test]
+    fn c9_an_empty_receive_is_refused_as_it_is_the_end_of_stream() {
+        let mut conn = reach(State::Established);
+        assert_eq!(conn.handle_received(t(11), 0), Err(Error::EmptyReceive));
+        assert_eq!(conn, reach(State::Established), "C9 violated");
+    }
+
+    #[test]
+    fn c7_a_reset_ends_both_directions_and_closes_as_peer_reset() {
+        let mut conn = reach(State::Established);
+        ok(conn.handle_error(t(11), IoErrorKind::Reset));
+        assert_eq!(conn.permits(), NOTHING, "C7 violated");
+        assert_eq!(actions(&mut conn), [Action::Close], "C7 violated");
+        assert_eq!(
+            conn.close_reason(),
+            Some(CloseReason::PeerReset),
+            "C7 violated"
+        );
+    }
+
+    #[test]
+    fn c7_every_error_kind_closes_with_that_kind_from_every_connected_state() {
+        for state in State::ALL.into_iter().filter(|s| s.is_connected()) {
+            for kind in IoErrorKind::ALL {
+                let mut conn = reach(state);
+                ok(conn.handle_error(t(11), kind));
+                assert_eq!(
+                    actions(&mut conn),
+                    [Action::Close],
+                    "C7 violated in {state} for {kind:?}"
+                );
+                assert_eq!(
+                    conn.close_reason(),
+                    Some(CloseReason::from_error(kind)),
+                    "C7 violated in {state}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn c7_an_error_drops_a_shutdown_not_yet_performed() {
+        let mut conn = reach(State::SendFlushing);
+        ok(conn.handle_flushed(t(11)));
+        ok(conn.handle_error(t(12), IoErrorKind::BrokenPipe));
+        assert_eq!(actions(&mut conn), [Action::Close], "C7 violated");
+        assert_eq!(
+            conn.close_reason(),
+            Some(CloseReason::Error(IoErrorKind::BrokenPipe))
+        );
+    }
+
+    #[test]
+    fn seed_client_flow_sends_shuts_reads_to_end_and_closes_gracefully() {
+        let mut conn = reach(State::Established);
+        ok(conn.shutdown_send(t(11)));
+        ok(conn.handle_flushed(t(11)));
+        assert_eq!(actions(&mut conn), [Action::ShutdownWrite]);
+        assert_eq!(conn.state(), State::SendShut);
+        ok(conn.handle_received(t(12), 14));
+        ok(conn.handle_end_of_stream(t(13)));
+        assert_eq!(conn.state(), State::BothShut);
+        assert_eq!(conn.permits(), NOTHING);
+        ok(conn.close(t(14)));
+        assert_eq!(
+            actions(&mut conn),
+            [Action::Close],
+            "C10 violated: shutdown repeated"
+        );
+        assert_eq!(conn.close_reason(), Some(CloseReason::Graceful));
+    }
+
+    #[test]
+    fn seed_server_flow_echoes_after_the_peer_shut_then_closes_gracefully() {
+        let mut conn = reach(State::Established);
+        ok(conn.handle_received(t(11), 14));
+        ok(conn.handle_end_of_stream(t(12)));
+        assert_eq!(conn.state(), State::PeerShut);
+        assert!(conn.may_send() && conn.may_queue() && !conn.may_receive());
+        ok(conn.shutdown_send(t(13)));
+        ok(conn.handle_flushed(t(13)));
+        assert_eq!(actions(&mut conn), [Action::ShutdownWrite]);
+        ok(conn.close(t(14)));
+        assert_eq!(actions(&mut conn), [Action::Close]);
+        assert_eq!(conn.close_reason(), Some(CloseReason::Graceful));
+    }
+
+    #[test]
+    fn c9_bytes_after_the_peers_end_of_stream_are_refused() {
+        for state in [
+            State::PeerShut,
+            State::PeerShutSendFlushing,
+            State::BothShut,
+            State::ClosingFlushingPeerShut,
+        ] {
+            let mut conn = reach(state);
+            assert_eq!(
+                conn.handle_received(t(11), 1),
+                Err(Error::InvalidTransition {
+                    state,
+                    input: InputKind::Received
+                }),
+                "C9 violated in {state}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_repeated_end_of_stream_changes_nothing() {
+        let mut conn = reach(State::PeerShut);
+        assert_eq!(conn.handle_end_of_stream(t(11)), Ok(Outcome::Unchanged));
+    }
+
+    #[test]
+    fn end_of_stream_while_flushing_still_waits_for_the_flush() {
+        let mut conn = reach(State::SendFlushing);
+        ok(conn.handle_end_of_stream(t(11)));
+        assert_eq!(conn.state(), State::PeerShutSendFlushing);
+        assert_eq!(actions(&mut conn), [], "C4 violated");
+        ok(conn.handle_flushed(t(12)));
+        assert_eq!(actions(&mut conn), [Action::ShutdownWrite]);
+        assert_eq!(conn.state(), State::BothShut);
+    }
+
+    #[test]
+    fn the_data_phase_has_no_deadline() {
+        for state in [
+            State::Established,
+            State::SendFlushing,
+            State::SendShut,
+            State::PeerShut,
+            State::PeerShutSendFlushing,
+            State::BothShut,
+        ] {
+            let mut conn = reach(state);
+            assert_eq!(conn.poll_timeout(), None, "{state}");
+            assert_eq!(conn.handle_timeout(t(1 << 40)), Ok(Outcome::Unchanged));
+            assert_eq!(conn.state(), state);
+        }
+    }
+}
+
+// Tests for a graceful close before our send side is shut: ClosingFlushing and
+// ClosingFlushingPeerShut.
+mod closing_flushing {
+    use super::*;
+
+    #[test]
+    fn c4_close_waits_for_the_flush_then_shuts_before_it_closes() {
+        let mut conn = reach(State::Established);
+        ok(conn.close(t(11)));
+        assert_eq!(
+            actions(&mut conn),
+            [],
+            "C4 violated: acted before the flush"
+        );
+        ok(conn.handle_flushed(t(12)));
+        assert_eq!(actions(&mut conn), [Action::ShutdownWrite], "C4 violated");
+        ok(conn.handle_end_of_stream(t(13)));
+        assert_eq!(actions(&mut conn), [Action::Close], "C4 violated");
+    }
+
+    #[test]
+    fn c4_close_after_the_peer_shut_emits_shutdown_then_close_on_the_flush() {
+        let mut conn = reach(State::ClosingFlushingPeerShut);
+        ok(conn.handle_flushed(t(11)));
+        assert_eq!(
+            actions(&mut conn),
+            [Action::ShutdownWrite, Action::Close],
+            "C4 violated"
+        );
+        assert_eq!(conn.close_reason(), Some(CloseReason::Graceful));
+    }
+
+    #[test]
+    fn c5_received_bytes_are_read_and_discarded_while_flushing() {
+        let mut conn = reach(State::ClosingFlushing);
+        assert!(conn.may_receive() && conn.must_discard(), "C5 violated");
+        assert!(conn.may_send(), "the flush needs send");
+        assert!(!conn.may_queue());
+        ok(conn.handle_received(t(11), 100));
+        assert_eq!(actions(&mut conn), [], "C5 violated: closed on data");
+    }
+
+    #[test]
+    fn c8_a_flush_that_never_ends_is_reset_at_the_total_deadline() {
+        let mut conn = reach(State::ClosingFlushing);
+        assert_eq!(conn.poll_timeout(), Some(t(1_010)));
+        assert_eq!(conn.handle_timeout(t(1_009)), Ok(Outcome::Unchanged));
+        assert!(!conn.is_closed(), "C5 violated: closed before the deadline");
+        ok(conn.handle_timeout(t(1_010)));
+        assert_eq!(
+            actions(&mut conn),
+            [Action::SetLingerZero, Action::Close],
+            "C8 violated"
+        );
+        assert_eq!(conn.close_reason(), Some(CloseReason::LingerTimeout));
+    }
+
+    #[test]
+    fn c8_the_idle_deadline_does_not_cut_a_flush_short() {
+        let mut conn = reach(State::ClosingFlushingPeerShut);
+        ok(conn.handle_timeout(t(500)));
+        assert_eq!(conn.state(), State::ClosingFlushingPeerShut);
+        ok(conn.handle_timeout(t(1_010)));
+        assert!(conn.is_closed(), "C8 violated");
+    }
+
+    #[test]
+    fn c10_repeated_close_and_shutdown_emit_nothing() {
+        let mut conn = reach(State::ClosingFlushing);
+        assert_eq!(conn.close(t(20)), Ok(Outcome::Unchanged), "C10 violated");
+        assert_eq!(
+            conn.shutdown_send(t(21)),
+            Ok(Outcome::Unchanged),
+            "C10 violated"
+        );
+        assert_eq!(
+            conn.poll_timeout(),
+            Some(t(1_010)),
+            "a repeated close moved the deadline"
+        );
+        assert_eq!(actions(&mut conn), []);
+    }
+
+    #[test]
+    fn c6_abort_during_a_graceful_close_drops_the_pending_shutdown() {
+        let mut conn = reach(State::ClosingFlushing);
+        ok(conn.handle_flushed(t(11)));
+        ok(conn.abort(t(12)));
+        assert_eq!(
+            actions(&mut conn),
+            [Action::SetLingerZero, Action::Close],
+            "C6 violated: shutdown after abort"
+        );
+    }
+}
+
+// Tests for the Lingering state.
+mod lingering {
+    use super::*;
+
+    #[test]
+    fn c5_lingering_closes_only_on_the_peers_end_of_stream() {
+        let mut conn = reach(State::Lingering);
+        assert!(conn.may_receive() && conn.must_discard() && !conn.may_send());
+        for ms in [20, 100, 150] {
+            ok(conn.handle_received(t(ms), 1_000));
+            ok(conn.handle_timeout(t(ms)));
+            assert_eq!(
+                actions(&mut conn),
+                [],
+                "C5 violated: closed with the peer still sending"
+            );
+        }
+        ok(conn.handle_end_of_stream(t(160)));
+        assert_eq!(actions(&mut conn), [Action::Close]);
+        assert_eq!(conn.close_reason(), Some(CloseReason::Graceful));
+    }
+
+    #[test]
+    fn c8_a_silent_peer_is_closed_at_the_idle_deadline() {
+        let mut conn = reach(State::Lingering);
+        assert_eq!(conn.poll_timeout(), Some(t(210)));
+        ok(conn.handle_timeout(t(209)));
+        assert!(
+            !conn.is_closed(),
+            "C5 violated: closed before the idle deadline"
+        );
+        ok(conn.handle_timeout(t(210)));
+        assert_eq!(actions(&mut conn), [Action::Close], "C8 violated");
+        assert_eq!(conn.close_reason(), Some(CloseReason::LingerTimeout));
+    }
+
+    #[test]
+    fn c8_received_bytes_restart_the_idle_deadline() {
+        let mut conn = reach(State::Lingering);
+        assert_eq!(conn.handle_received(t(150), 1), Ok(Outcome::Changed));
+        assert_eq!(conn.poll_timeout(), Some(t(350)));
+        ok(conn.handle_timeout(t(210)));
+        assert!(
+            !conn.is_closed(),
+            "C5 violated: idle deadline not restarted"
+        );
+    }
+
+    #[test]
+    fn c8_a_trickling_peer_is_closed_at_the_total_deadline() {
+        let mut conn = reach(State::Lingering);
+        let mut ms = 10;
+        while ms < 1_010 {
+            ok(conn.handle_received(t(ms), 1));
+            ok(conn.handle_timeout(t(ms)));
+            assert!(!conn.is_closed(), "C5 violated at {ms} ms");
+            ms += 150;
+        }
+        ok(conn.handle_timeout(t(1_010)));
+        assert_eq!(actions(&mut conn), [Action::Close], "C8 violated");
+        assert_eq!(conn.close_reason(), Some(CloseReason::LingerTimeout));
+    }
+
+    #[test]
+    fn c8_the_total_deadline_counts_from_the_close_request_not_from_the_flush() {
+        let mut conn = reach(State::ClosingFlushing); // close requested at 10 ms
+        ok(conn.handle_flushed(t(900)));
+        actions(&mut conn);
+        assert_eq!(conn.poll_timeout(), Some(t(1_010)), "C8 violated");
+    }
+
+    #[test]
+    fn c7_an_error_while_lingering_is_not_a_graceful_close() {
+        let mut conn = reach(State::Lingering);
+        ok(conn.handle_error(t(20), IoErrorKind::Reset));
+        assert_eq!(actions(&mut conn), [Action::Close]);
+        assert_eq!(
+            conn.close_reason(),
+            Some(CloseReason::PeerReset),
+            "C7 violated"
+        );
+    }
+}
+
+// Tests for the Closed state.
+mod closed {
+    use super::*;
+
+    #[test]
+    fn c2_nothing_after_close() {
+        let mut conn = reach(State::Closed);
+        assert_eq!(
+            conn.permits(),
+            NOTHING,
+            "C2 violated: a permission after close"
+        );
+        assert_eq!(
+            conn.poll_timeout(),
+            None,
+            "C2 violated: a deadline after close"
+        );
+        for input in every_input() {
+            let _ = conn.handle(t(20), input);
+            assert_eq!(
+                conn.poll_action(),
+                None,
+                "C2 violated: {input:?} emitted an action"
+            );
+            assert_eq!(conn.state(), State::Closed, "C2 violated");
+        }
+    }
+
+    #[test]
+    fn c2_reports_after_close_are_refused_and_intents_are_no_ops() {
+        for input in every_input() {
+            let mut conn = reach(State::Closed);
+            let result = conn.handle(t(20), input);
+            if input.kind().is_intent() && input.kind() != InputKind::StartConnect
+                || input.kind() == InputKind::Timeout
+            {
+                assert_eq!(result, Ok(Outcome::Unchanged), "C10 violated for {input:?}");
+            } else {
+                assert!(
+                    matches!(result, Err(Error::InvalidTransition { .. })),
+                    "C2 violated: {input:?} accepted after close"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn c1_close_is_emitted_exactly_once_on_every_path_to_closed() {
+        for state in State::ALL {
+            for finish in [Input::Abort, Input::Close, Input::Error(IoErrorKind::Reset)] {
+                let mut conn = reach(state);
+                let closes_before = usize::from(state == State::Closed);
+                let mut closes = closes_before;
+                for input in [
+                    finish,
+                    Input::EndOfStream,
+                    Input::Flushed,
+                    Input::Close,
+                    Input::Abort,
+                ]
+                .into_iter()
+                .chain([Input::Timeout])
+                {
+                    let _ = conn.handle(t(5_000), input);
+                    closes += actions(&mut conn)
+                        .iter()
+                        .filter(|a| **a == Action::Close)
+                        .count();
+                }
+                assert!(
+                    closes <= 1,
+                    "C1 violated: {closes} closes from {state} via {finish:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn c10_close_and_abort_of_a_closed_connection_emit_nothing() {
+        let mut conn = reach(State::Closed);
+        assert_eq!(conn.close(t(20)), Ok(Outcome::Unchanged), "C10 violated");
+        assert_eq!(conn.abort(t(21)), Ok(Outcome::Unchanged), "C10 violated");
+        assert_eq!(actions(&mut conn), [], "C10 violated");
+        assert_eq!(
+            conn.close_reason(),
+            Some(CloseReason::Aborted),
+            "the reason changed"
+        );
+    }
+
+    #[test]
+    fn the_close_reason_is_none_until_closed() {
+        for state in State::ALL {
+            assert_eq!(
+                reach(state).close_reason().is_some(),
+                state == State::Closed,
+                "{state}"
+            );
+        }
+    }
+}
+
+// Tests across every state and input.
+mod whole_machine {
+    use super::*;
+
+    #[test]
+    fn c6_abort_from_every_open_state_is_linger_zero_then_close_without_shutdown() {
+        for state in State::ALL.into_iter().filter(|s| *s != State::Closed) {
+            let mut conn = reach(state);
+            if state == State::SendFlushing {
+                // A shutdown decided but not yet performed must not go out after an abort.
+                ok(conn.handle_flushed(t(10)));
+            }
+            ok(conn.abort(t(11)));
+            assert_eq!(
+                actions(&mut conn),
+                [Action::SetLingerZero, Action::Close],
+                "C6 violated from {state}"
+            );
+            assert_eq!(
+                conn.close_reason(),
+                Some(CloseReason::Aborted),
+                "C6 violated"
+            );
+        }
+    }
+
+    #[test]
+    fn c9_every_input_in_every_state_is_applied_or_refused_without_a_trace() {
+        let mut refused = 0;
+        for state in State::ALL {
+            for input in every_input() {
+                for now in [t(0), t(10), t(1 << 50), Instant::MAX] {
+                    let before = reach(state);
+                    let mut conn = before;
+                    if conn.handle(now, input).is_err() {
+                        refused += 1;
+                        assert_eq!(
+                            conn, before,
+                            "C9 violated: {input:?} in {state} left a trace"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(refused > 100, "the walk refused only {refused} inputs");
+    }
+
+    #[test]
+    fn c8_close_is_reachable_from_every_state_and_time_alone_finishes_it() {
+        for state in State::ALL {
+            let mut conn = reach(state);
+            ok(conn.close(t(20)));
+            ok(conn.handle_timeout(Instant::MAX));
+            assert!(conn.is_closed(), "C8 violated: {state} never closed");
+            assert!(
+                conn.close_reason().is_some(),
+                "C8 violated: {state} closed without a reason"
+            );
+        }
+    }
+
+    #[test]
+    fn c8_close_comes_no_later_than_the_total_linger_deadline_from_every_state() {
+        for state in State::ALL.into_iter().filter(|s| s.is_connected()) {
+            let mut conn = reach(state);
+            ok(conn.close(t(20)));
+            if let Some(deadline) = conn.poll_timeout() {
+                assert!(
+                    deadline <= t(1_020),
+                    "C8 violated: {state} deadline {deadline:?}"
+                );
+            }
+            ok(conn.handle_timeout(t(1_020)));
+            assert!(
+                conn.is_closed(),
+                "C8 violated: {state} open past the total deadline"
+            );
+        }
+    }
+
+    #[test]
+    fn c11_time_going_backwards_is_treated_as_no_time_passing() {
+        let mut conn = reach(State::SendShut); // at 10 ms
+        ok(conn.handle_received(t(500), 1));
+        ok(conn.close(t(100))); // earlier than 500: taken as 500
+        assert_eq!(conn.now(), t(500), "C11 violated: the clock went back");
+        assert_eq!(conn.poll_timeout(), Some(t(700)), "C11 violated");
+        ok(conn.handle_received(t(0), 1));
+        assert_eq!(
+            conn.poll_timeout(),
+            Some(t(700)),
+            "C11 violated: deadline moved back"
+        );
+        ok(conn.handle_timeout(t(300)));
+        assert!(
+            !conn.is_closed(),
+            "C11 violated: an earlier time fired a deadline"
+        );
+    }
+
+    #[test]
+    fn c11_the_same_inputs_give_the_same_outputs() {
+        let run = || {
+            let mut conn = Lifecycle::new(config());
+            let mut trace = Vec::new();
+            for (i, input) in every_input().into_iter().cycle().take(200).enumerate() {
+                let now = t((i as u64 * 37) % 2_000);
+                trace.push((
+                    conn.handle(now, input),
+                    actions(&mut conn),
+                    conn.poll_timeout(),
+                ));
+            }
+            (trace, conn)
+        };
+        assert_eq!(run(), run(), "C11 violated");
+    }
+
+    #[test]
+    fn the_permission_table_is_consistent() {
+        for state in State::ALL {
+            let p = state.permits();
+            assert!(!p.queue || p.send, "{state}: may queue but not send");
+            assert!(
+                !p.discard || p.receive,
+                "{state}: must discard but may not receive"
+            );
+            assert_eq!(p.discard, state.is_closing() && p.receive, "{state}");
+        }
+    }
+
+    #[test]
+    fn the_lifecycle_is_small() {
+        std::println!(
+            "size_of::<Lifecycle>() = {}, size_of::<Listener>() = {}",
+            core::mem::size_of::<Lifecycle>(),
+            core::mem::size_of::<crate::Listener>()
+        );
+        assert!(
+            core::mem::size_of::<Lifecycle>() <= 48,
+            "Lifecycle grew to {} bytes",
+            core::mem::size_of::<Lifecycle>()
+        );
+    }
+}
+
+// Random walks over every input, with every connection rule checked after every step.
+mod random_walk {
+    use super::*;
+
+    /// What a rule checker must remember of the past: a handful of flags and times, kept
+    /// independently of the machine under test.
+    #[derive(Default)]
+    struct History {
+        closes: usize,
+        shutdowns: usize,
+        send_shut: bool,
+        aborted: bool,
+        close_requested_at: Option<Instant>,
+        end_of_stream: bool,
+        flushed_after_shutdown_request: bool,
+        shutdown_requested: bool,
+        next_candidate: usize,
+        attempt_in_flight: bool,
+    }
+
+    fn check_step(
+        conn: &Lifecycle,
+        before: &Lifecycle,
+        now: Instant,
+        input: Input,
+        result: Result<Outcome, Error>,
+        emitted: &[Action],
+        h: &mut History,
+    ) {
+        let config = conn.config();
+        let applied = result.is_ok();
+        if applied {
+            match input {
+                Input::Close if before.state().is_connected() => {
+                    if h.close_requested_at.is_some() {
+                        assert_eq!(
+                            result,
+                            Ok(Outcome::Unchanged),
+                            "C10 violated: close repeated"
+                        );
+                    }
+                    h.close_requested_at.get_or_insert(conn.now());
+                    h.shutdown_requested = true;
+                }
+                Input::Close if !before.is_closed() => h.aborted = true,
+                Input::ShutdownSend if before.state().is_connected() => {
+                    if h.shutdown_requested {
+                        assert_eq!(
+                            result,
+                            Ok(Outcome::Unchanged),
+                            "C10 violated: shutdown repeated"
+                        );
+                    }
+                    h.shutdown_requested = true;
+                }
+                Input::Flushed if h.shutdown_requested => h.flushed_after_shutdown_request = true,
+                Input::EndOfStream => h.end_of_stream = true,
+                Input::Abort if !before.is_closed() => h.aborted = true,
+                Input::Error(kind) if before.state().is_connected() => {
+                    assert_eq!(
+                        conn.close_reason(),
+                        Some(CloseReason::from_error(kind)),
+                        "C7 violated"
+                    );
+                    h.send_shut = true;
+                }
+                Input::ConnectFailed { .. } | Input::Timeout | Input::Connected { .. }
+                    if result == Ok(Outcome::Changed) =>
+                {
+                    h.attempt_in_flight = false;
+                }
+                _ => {}
+            }
+        }
+        for (i, action) in emitted.iter().enumerate() {
+            assert_eq!(h.closes, 0, "C2 violated: {action:?} after Close");
+            match action {
+                Action::Close => {
+                    h.closes += 1;
+                    let reason = conn.close_reason();
+                    if reason == Some(CloseReason::Graceful) {
+                        assert!(
+                            h.shutdowns == 1,
+                            "C4 violated: graceful close without shutdown"
+                        );
+                        assert!(
+                            h.end_of_stream,
+                            "C5 violated: graceful close before end of stream"
+                        );
+                    }
+                    if reason == Some(CloseReason::LingerTimeout) {
+                        let requested = h.close_requested_at.unwrap_or(Instant::MAX);
+                        let earliest = requested.saturating_add(config.linger_idle());
+                        assert!(
+                            conn.now() >= earliest,
+                            "C5 violated: linger timeout too early"
+                        );
+                    }
+                    if h.aborted {
+                        assert_eq!(
+                            emitted.get(i.wrapping_sub(1)),
+                            Some(&Action::SetLingerZero),
+                            "C6 violated: abort without linger zero"
+                        );
+                    }
+                }
+                Action::ShutdownWrite => {
+                    assert!(!h.aborted, "C6 violated: shutdown after abort");
+                    assert!(
+                        h.flushed_after_shutdown_request,
+                        "C4 violated: shutdown before flush"
+                    );
+                    h.shutdowns += 1;
+                    assert_eq!(h.shutdowns, 1, "C10 violated: second shutdown");
+                    h.send_shut = true;
+                }
+                Action::SetLingerZero => assert!(
+                    h.aborted || conn.close_reason() == Some(CloseReason::LingerTimeout),
+                    "linger zero without abort or timeout"
+                ),
+                Action::Connect { candidate } => {
+                    assert!(!h.attempt_in_flight, "C12 violated: two attempts in flight");
+                    assert_eq!(*candidate, h.next_candidate, "C12 violated: out of order");
+                    h.next_candidate += 1;
+                    h.attempt_in_flight = true;
+                }
+            }
+        }
+        assert!(h.closes <= 1, "C1 violated");
+        if h.send_shut {
+            assert!(
+                !conn.may_send(),
+                "C3 violated: may send after the send side was shut"
+            );
+        }
+        if conn.is_closed() && !conn.has_pending_actions() {
+            assert_eq!(conn.permits(), NOTHING, "C2 violated");
+            assert_eq!(conn.poll_timeout(), None, "C2 violated");
+            assert_eq!(h.closes, 1, "C1 violated: closed without Close");
+        }
+        if let (Some(at), Input::Timeout) = (h.close_requested_at, input) {
+            if now >= at.saturating_add(config.linger_total()) && applied {
+                assert!(
+                    conn.is_closed(),
+                    "C8 violated: open past the total linger deadline"
+                );
+            }
+        }
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            // xorshift64*
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    fn random_input(rng: &mut Rng) -> Input {
+        let kind = IoErrorKind::ALL[rng.below(5) as usize];
+        let small = rng.below(4) as usize;
+        match rng.below(12) {
+            0 => Input::StartConnect {
+                candidates: if rng.below(8) == 0 { usize::MAX } else { small },
+            },
+            1 => Input::ShutdownSend,
+            2 => Input::Close,
+            3 if rng.below(4) == 0 => Input::Abort,
+            4 => Input::Connected { candidate: small },
+            5 => Input::ConnectFailed {
+                candidate: small,
+                kind,
+            },
+            6 | 3 => Input::Received { len: small },
+            7 => Input::EndOfStream,
+            8 => Input::Flushed,
+            9 if rng.below(3) == 0 => Input::Error(kind),
+            _ => Input::Timeout,
+        }
+    }
+
+    #[test]
+    fn every_connection_rule_holds_on_random_walks() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut closed = 0;
+        for walk in 0..20_000 {
+            let mut now = t(rng.below(50));
+            let mut conn = if walk % 2 == 0 {
+                Lifecycle::new(config())
+            } else {
+                Lifecycle::accepted(now, config())
+            };
+            let mut h = History::default();
+            for _ in 0..64 {
+                // Steps that cross the deadlines, and now and then one backwards.
+                now = match rng.below(10) {
+                    0 => Instant::from_micros(now.as_micros().saturating_sub(rng.below(300_000))),
+                    1..=4 => now,
+                    5..=7 => now.saturating_add(Duration::from_millis(rng.below(250))),
+                    _ => now.saturating_add(Duration::from_millis(rng.below(1_200))),
+                };
+                let input = random_input(&mut rng);
+                let before = conn;
+                let result = conn.handle(now, input);
+                if result.is_err() {
+                    assert_eq!(conn, before, "C9 violated: refused {input:?} left a trace");
+                }
+                let emitted: Vec<Action> = if rng.below(4) == 0 {
+                    Vec::new() // leave actions pending for a while
+                } else {
+                    actions(&mut conn)
+                };
+                check_step(&conn, &before, now, input, result, &emitted, &mut h);
+            }
+            closed += usize::from(conn.is_closed());
+        }
+        assert!(
+            closed > 10_000,
+            "the walks closed only {closed} connections"
+        );
+    }
+}

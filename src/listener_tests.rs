@@ -1,0 +1,417 @@
+//! Unit tests of [`Listener`], grouped by the state they start from; rule ids in names and messages.
+
+use std::vec::Vec;
+
+use super::*;
+
+fn t(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+fn ms(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+fn actions(listener: &mut Listener) -> Vec<ListenerAction> {
+    core::iter::from_fn(|| listener.poll_action()).collect()
+}
+
+fn ok(result: Result<Outcome, ListenerError>) -> Outcome {
+    result.unwrap()
+}
+
+fn listening_with(open: u32) -> Listener {
+    let mut listener = Listener::new(t(0), ListenerConfig::default());
+    for _ in 0..open {
+        ok(listener.handle_accepted(t(1)));
+    }
+    listener
+}
+
+/// A listener in `state` with two connections open (none once drained), actions drained.
+fn reach(state: ListenerState) -> Listener {
+    use ListenerState::*;
+    let mut listener = listening_with(2);
+    match state {
+        Listening => {}
+        Paused => {
+            ok(listener.handle_accept_failed(t(2), IoErrorKind::Other));
+        }
+        Stopped => {
+            ok(listener.stop(t(2)));
+        }
+        Draining => {
+            ok(listener.drain(t(2), ms(1_000)));
+        }
+        Aborting => {
+            ok(listener.drain(t(2), ms(1_000)));
+            ok(listener.handle_timeout(t(1_002)));
+        }
+        Drained => {
+            ok(listener.drain(t(2), ms(1_000)));
+            ok(listener.handle_connection_closed(t(3)));
+            ok(listener.handle_connection_closed(t(4)));
+        }
+    }
+    actions(&mut listener);
+    assert_eq!(listener.state(), state);
+    listener
+}
+
+fn every_input() -> Vec<ListenerInput> {
+    let mut inputs = std::vec![
+        ListenerInput::Accepted,
+        ListenerInput::ConnectionClosed,
+        ListenerInput::Stop,
+        ListenerInput::Drain(Duration::ZERO),
+        ListenerInput::Drain(ms(100)),
+        ListenerInput::Drain(Duration::MAX),
+        ListenerInput::Timeout,
+    ];
+    inputs.extend(IoErrorKind::ALL.map(ListenerInput::AcceptFailed));
+    inputs
+}
+
+// Tests for the Listening state.
+mod listening {
+    use super::*;
+
+    #[test]
+    fn listening_accepts_and_counts_open_connections() {
+        let mut listener = listening_with(0);
+        assert!(listener.may_accept());
+        assert_eq!(listener.poll_timeout(), None);
+        ok(listener.handle_accepted(t(1)));
+        ok(listener.handle_accepted(t(2)));
+        ok(listener.handle_connection_closed(t(3)));
+        assert_eq!(listener.open_connections(), 1);
+        assert_eq!(actions(&mut listener), []);
+    }
+
+    #[test]
+    fn a_failed_accept_pauses_with_a_doubling_backoff_up_to_the_longest() {
+        let config = ListenerConfig::new()
+            .with_accept_backoff(ms(10), ms(35))
+            .unwrap();
+        let mut listener = Listener::new(t(0), config);
+        let mut now = 0;
+        for pause in [10, 20, 35, 35] {
+            ok(listener.handle_accept_failed(t(now), IoErrorKind::Other));
+            assert!(
+                !listener.may_accept(),
+                "accepting while backing off: a spin"
+            );
+            assert_eq!(listener.poll_timeout(), Some(t(now + pause)));
+            assert_eq!(
+                listener.handle_timeout(t(now + pause - 1)),
+                Ok(Outcome::Unchanged)
+            );
+            assert!(!listener.may_accept());
+            now += pause;
+            ok(listener.handle_timeout(t(now)));
+            assert!(listener.may_accept(), "did not recover after the backoff");
+        }
+        ok(listener.handle_accepted(t(now)));
+        ok(listener.handle_accept_failed(t(now), IoErrorKind::Other));
+        assert_eq!(
+            listener.poll_timeout(),
+            Some(t(now + 10)),
+            "backoff not reset by a success"
+        );
+    }
+
+    #[test]
+    fn a_connection_reset_in_the_accept_queue_is_retried_at_once() {
+        let mut listener = listening_with(0);
+        assert_eq!(
+            listener.handle_accept_failed(t(1), IoErrorKind::Reset),
+            Ok(Outcome::Unchanged)
+        );
+        assert!(listener.may_accept());
+    }
+
+    #[test]
+    fn a_close_never_counted_open_is_refused_and_changes_nothing() {
+        let mut listener = listening_with(0);
+        let before = listener;
+        assert_eq!(
+            listener.handle_connection_closed(t(1)),
+            Err(ListenerError::NoOpenConnection)
+        );
+        assert_eq!(listener, before);
+    }
+
+    #[test]
+    fn the_open_count_cannot_overflow() {
+        let mut listener = listening_with(0);
+        listener.open = u32::MAX;
+        let before = listener;
+        assert_eq!(
+            listener.handle_accepted(t(1)),
+            Err(ListenerError::TooManyConnections)
+        );
+        assert_eq!(listener, before);
+    }
+}
+
+// Tests for stopping: Stopped and the rules L1 and L2.
+mod stopped {
+    use super::*;
+
+    #[test]
+    fn l1_no_accept_is_permitted_after_stop() {
+        for state in [
+            ListenerState::Stopped,
+            ListenerState::Draining,
+            ListenerState::Aborting,
+        ] {
+            let mut listener = reach(state);
+            assert!(!listener.may_accept(), "L1 violated in {state}");
+            let before = listener;
+            assert_eq!(
+                listener.handle_accepted(t(5)),
+                Err(ListenerError::InvalidTransition {
+                    state,
+                    input: ListenerInput::Accepted
+                }),
+                "L1 violated in {state}"
+            );
+            assert_eq!(
+                listener, before,
+                "L1 violated: a refused accept was counted"
+            );
+        }
+    }
+
+    #[test]
+    fn l1_a_paused_listener_stopped_does_not_resume_accepting() {
+        let mut listener = reach(ListenerState::Paused);
+        ok(listener.stop(t(3)));
+        ok(listener.handle_timeout(t(10_000)));
+        assert!(
+            !listener.may_accept(),
+            "L1 violated: accepting again after stop"
+        );
+    }
+
+    #[test]
+    fn l2_the_listening_socket_is_closed_exactly_once() {
+        for first in [ListenerInput::Stop, ListenerInput::Drain(ms(10))] {
+            let mut listener = listening_with(1);
+            let mut all = Vec::new();
+            for input in [first, ListenerInput::Stop, ListenerInput::Drain(ms(5))] {
+                ok(listener.handle(t(2), input));
+                all.extend(actions(&mut listener));
+            }
+            ok(listener.handle_timeout(t(100)));
+            ok(listener.handle_connection_closed(t(101)));
+            ok(listener.stop(t(102)));
+            all.extend(actions(&mut listener));
+            let closes = all.iter().filter(|a| **a == ListenerAction::Close).count();
+            let stops = all
+                .iter()
+                .filter(|a| **a == ListenerAction::StopAccepting)
+                .count();
+            assert_eq!(
+                (stops, closes),
+                (1, 1),
+                "L2 violated after {first:?}: {all:?}"
+            );
+            assert_eq!(
+                all.first(),
+                Some(&ListenerAction::StopAccepting),
+                "L2: close before stop"
+            );
+        }
+    }
+
+    #[test]
+    fn stopped_leaves_open_connections_alone() {
+        let mut listener = reach(ListenerState::Stopped);
+        assert_eq!(listener.poll_timeout(), None);
+        ok(listener.handle_timeout(t(1 << 40)));
+        assert_eq!(actions(&mut listener), []);
+        ok(listener.handle_connection_closed(t(5)));
+        ok(listener.handle_connection_closed(t(6)));
+        assert_eq!(
+            listener.state(),
+            ListenerState::Stopped,
+            "stopped is not a drain"
+        );
+    }
+}
+
+// Tests for draining: Draining, Aborting, Drained and the rule L3.
+mod draining {
+    use super::*;
+
+    #[test]
+    fn l3_drained_only_when_every_tracked_connection_has_closed() {
+        let mut listener = reach(ListenerState::Draining);
+        assert_eq!(listener.poll_timeout(), Some(t(1_002)));
+        ok(listener.handle_connection_closed(t(10)));
+        assert!(!listener.is_drained(), "L3 violated: drained with one open");
+        ok(listener.handle_connection_closed(t(20)));
+        assert!(
+            listener.is_drained(),
+            "L3 violated: not drained with none open"
+        );
+        assert_eq!(listener.poll_timeout(), None);
+        ok(listener.handle_timeout(t(5_000)));
+        assert_eq!(
+            actions(&mut listener),
+            [],
+            "L3 violated: abort after drained"
+        );
+    }
+
+    #[test]
+    fn l3_at_the_drain_deadline_the_remaining_connections_are_aborted_once() {
+        let mut listener = reach(ListenerState::Draining);
+        ok(listener.handle_connection_closed(t(10)));
+        ok(listener.handle_timeout(t(1_001)));
+        assert_eq!(
+            actions(&mut listener),
+            [],
+            "L3 violated: aborted before the deadline"
+        );
+        ok(listener.handle_timeout(t(1_002)));
+        assert_eq!(
+            actions(&mut listener),
+            [ListenerAction::AbortConnections { open: 1 }],
+            "L3 violated"
+        );
+        assert!(
+            !listener.is_drained(),
+            "L3 violated: drained before the aborted one closed"
+        );
+        ok(listener.handle_timeout(t(9_000)));
+        ok(listener.drain(t(9_001), ms(1)));
+        assert_eq!(actions(&mut listener), [], "L3 violated: aborted twice");
+        ok(listener.handle_connection_closed(t(9_002)));
+        assert!(listener.is_drained(), "L3 violated");
+    }
+
+    #[test]
+    fn l3_a_drain_with_nothing_open_is_drained_at_once() {
+        let mut listener = listening_with(0);
+        ok(listener.drain(t(1), ms(100)));
+        assert!(listener.is_drained());
+        assert_eq!(
+            actions(&mut listener),
+            [ListenerAction::StopAccepting, ListenerAction::Close]
+        );
+    }
+
+    #[test]
+    fn l3_a_zero_drain_timeout_aborts_at_the_first_timeout() {
+        let mut listener = listening_with(3);
+        ok(listener.drain(t(1), Duration::ZERO));
+        ok(listener.handle_timeout(t(1)));
+        assert!(
+            actions(&mut listener).contains(&ListenerAction::AbortConnections { open: 3 }),
+            "L3 violated"
+        );
+    }
+
+    #[test]
+    fn l3_a_drain_after_stop_keeps_the_single_close() {
+        let mut listener = reach(ListenerState::Stopped);
+        ok(listener.drain(t(3), ms(10)));
+        assert_eq!(listener.state(), ListenerState::Draining);
+        assert_eq!(actions(&mut listener), [], "L2 violated: closed again");
+    }
+
+    #[test]
+    fn drained_is_final() {
+        for input in every_input() {
+            let mut listener = reach(ListenerState::Drained);
+            let _ = listener.handle(t(50), input);
+            assert_eq!(listener.state(), ListenerState::Drained, "{input:?}");
+            assert_eq!(actions(&mut listener), [], "{input:?}");
+        }
+    }
+}
+
+// Tests across every state and input.
+mod whole_listener {
+    use super::*;
+
+    #[test]
+    fn every_input_in_every_state_is_applied_or_refused_without_a_trace() {
+        for state in ListenerState::ALL {
+            for input in every_input() {
+                for now in [t(0), t(1_500), Instant::MAX] {
+                    let before = reach(state);
+                    let mut listener = before;
+                    if listener.handle(now, input).is_err() {
+                        assert_eq!(listener, before, "{input:?} in {state} left a trace");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn time_going_backwards_is_treated_as_no_time_passing() {
+        let mut listener = listening_with(0);
+        ok(listener.handle_timeout(t(100)));
+        ok(listener.handle_accept_failed(t(50), IoErrorKind::Other));
+        assert_eq!(listener.poll_timeout(), Some(t(105)), "C11 violated");
+    }
+
+    #[test]
+    fn every_listener_rule_holds_on_random_walks() {
+        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..5_000 {
+            let mut listener = listening_with(0);
+            let mut now = 0;
+            let (mut closes, mut stops, mut aborts) = (0, 0, 0);
+            let mut stopped = false;
+            for _ in 0..64 {
+                now += next(400);
+                let input = match next(8) {
+                    0 | 1 => ListenerInput::Accepted,
+                    2 => ListenerInput::AcceptFailed(IoErrorKind::ALL[next(5) as usize]),
+                    3 | 4 => ListenerInput::ConnectionClosed,
+                    5 if next(4) == 0 => ListenerInput::Stop,
+                    6 if next(4) == 0 => ListenerInput::Drain(ms(next(2_000))),
+                    _ => ListenerInput::Timeout,
+                };
+                let before = listener;
+                let result = listener.handle(t(now), input);
+                if result.is_err() {
+                    assert_eq!(listener, before, "refused {input:?} left a trace");
+                }
+                if result.is_ok() && matches!(input, ListenerInput::Accepted) {
+                    assert!(!stopped, "L1 violated: accepted after stop");
+                }
+                stopped |= matches!(input, ListenerInput::Stop | ListenerInput::Drain(_));
+                if stopped {
+                    assert!(!listener.may_accept(), "L1 violated");
+                }
+                for action in actions(&mut listener) {
+                    match action {
+                        ListenerAction::StopAccepting => stops += 1,
+                        ListenerAction::Close => {
+                            assert_eq!(stops, 1, "L2 violated: close before stop");
+                            closes += 1;
+                        }
+                        ListenerAction::AbortConnections { .. } => aborts += 1,
+                    }
+                }
+                assert!(closes <= 1 && stops <= 1, "L2 violated");
+                assert!(aborts <= 1, "L3 violated: aborted twice");
+                if listener.is_drained() {
+                    assert_eq!(listener.open_connections(), 0, "L3 violated");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The states of one stream connection, and what each of them permits.
+//!
+//! ```text
+//! Setting up:
+//!
+//!   new() ─► Idle ── start_connect ──► Connecting ── connected ──► Established ◄── accepted()
+//!                                        │    ▲
+//!                                        └────┘ attempt failed or past its deadline:
+//!                                               the next candidate (none left: Closed)
+//!
+//! The data phase and the graceful close. Down the rows, our send side; across, the peer's end of
+//! stream (eos); "⇒" marks the action a transition emits.
+//!
+//!                    peer still sending                     after the peer's eos
+//!
+//!   sending          Established ─────────── eos ────────► PeerShut
+//!                      │ shutdown_send                       │ shutdown_send
+//!                      ▼                                     ▼
+//!   flushing         SendFlushing ────────── eos ────────► PeerShutSendFlushing
+//!                      │ flushed ⇒ ShutdownWrite             │ flushed ⇒ ShutdownWrite
+//!                      ▼                                     ▼
+//!   shut             SendShut ────────────── eos ────────► BothShut ── close ⇒ Close ──┐
+//!                                                                                      │
+//!   close moves a row above into the block below, keeping its column: Established and  │
+//!   SendFlushing to ClosingFlushing, SendShut to Lingering, PeerShut and               │
+//!   PeerShutSendFlushing to ClosingFlushingPeerShut. The linger deadlines start then.  │
+//!                                                                                      │
+//!   closing,         ClosingFlushing ─────── eos ────────► ClosingFlushingPeerShut     │
+//!   flushing           │ flushed ⇒ ShutdownWrite             │ flushed ⇒              │
+//!                      ▼                                     │   ShutdownWrite, Close │
+//!   closing,         Lingering ───────────── eos ⇒ Close ──► Closed (Graceful) ◄──────┘
+//!   shut             (read and discard)
+//!
+//! From every state but Closed:
+//!   abort (and close before connected)  ⇒ SetLingerZero, Close    Closed (Aborted)
+//!   an I/O error, once connected        ⇒ Close                   Closed (PeerReset or Error)
+//!   a linger deadline while closing     ⇒ Close                   Closed (LingerTimeout);
+//!       SetLingerZero first if our data never got out, so the peer sees a reset, not a clean end
+//! Closed is final: Close is emitted on arrival there, so exactly once.
+//! ```
+//!
+//! Every state and what it permits is in one table ([`State::permits`]); every transition is in
+//! one function (`Lifecycle::apply`).
+
+use core::fmt;
+
+/// Where a connection is in its life. See the module docs for the diagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum State {
+    /// A client connection not yet started: no socket.
+    Idle,
+    /// A connect attempt to one candidate address is in flight.
+    Connecting,
+    /// Connected; both directions open.
+    Established,
+    /// The application is done sending; waiting for the adapter to flush what was queued before
+    /// `shutdown(Write)` goes out. Receiving goes on.
+    SendFlushing,
+    /// Our end of stream is sent; receiving goes on (the seed client's "receive until 0").
+    SendShut,
+    /// The peer's end of stream arrived; we may still send (the seed server's echo tail).
+    PeerShut,
+    /// The peer's end of stream arrived and our send side is flushing before its shutdown.
+    PeerShutSendFlushing,
+    /// Both directions finished; waiting for the application to close.
+    BothShut,
+    /// Close requested; flushing before `shutdown(Write)`; received bytes are read and discarded.
+    ClosingFlushing,
+    /// Close requested after the peer's end of stream; flushing before `shutdown(Write)` and close.
+    ClosingFlushingPeerShut,
+    /// Close requested and our end of stream sent: reading and discarding until the peer's end of
+    /// stream, so the kernel never holds unread data when the socket is closed.
+    Lingering,
+    /// Closed. Final.
+    Closed,
+}
+
+/// What a state lets the adapter do. One row per state, in [`State::permits`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Permits {
+    /// `send(2)` may be called: data the application queued may still go out.
+    pub send: bool,
+    /// The application may queue new data to send.
+    pub queue: bool,
+    /// `recv(2)` may be called.
+    pub receive: bool,
+    /// What is received must be read and thrown away (lingering close).
+    pub discard: bool,
+}
+
+impl State {
+    /// Every state, for exhaustive tests.
+    pub const ALL: [Self; 12] = [
+        Self::Idle,
+        Self::Connecting,
+        Self::Established,
+        Self::SendFlushing,
+        Self::SendShut,
+        Self::PeerShut,
+        Self::PeerShutSendFlushing,
+        Self::BothShut,
+        Self::ClosingFlushing,
+        Self::ClosingFlushingPeerShut,
+        Self::Lingering,
+        Self::Closed,
+    ];
+
+    /// What this state lets the adapter do.
+    pub const fn permits(self) -> Permits {
+        const fn row(send: bool, queue: bool, receive: bool, discard: bool) -> Permits {
+            Permits {
+                send,
+                queue,
+                receive,
+                discard,
+            }
+        }
+        match self {
+            //                                        send   queue  receive discard
+            Self::Idle | Self::Connecting => row(false, false, false, false),
+            Self::Established => row(true, true, true, false),
+            Self::SendFlushing => row(true, false, true, false),
+            Self::SendShut => row(false, false, true, false),
+            Self::PeerShut => row(true, true, false, false),
+            Self::PeerShutSendFlushing => row(true, false, false, false),
+            Self::BothShut => row(false, false, false, false),
+            Self::ClosingFlushing => row(true, false, true, true),
+            Self::ClosingFlushingPeerShut => row(true, false, false, false),
+            Self::Lingering => row(false, false, true, true),
+            Self::Closed => row(false, false, false, false),
+        }
+    }
+
+    /// Whether a close has been requested (or has happened): the linger deadlines run.
+    pub const fn is_closing(self) -> bool {
+        matches!(
+            self,
+            Self::ClosingFlushing | Self::ClosingFlushingPeerShut | Self::Lingering
+        )
+    }
+
+    /// Whether the connection has a connected socket: an I/O error can be reported against it.
+    pub const fn is_connected(self) -> bool {
+        !matches!(self, Self::Idle | Self::Connecting | Self::Closed)
+    }
+
+    /// The state's name, as in the diagram.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Idle => "Idle",
+            Self::Connecting => "Connecting",
+            Self::Established => "Established",
+            Self::SendFlushing => "SendFlushing",
+            Self::SendShut => "SendShut",
+            Self::PeerShut => "PeerShut",
+            Self::PeerShutSendFlushing => "PeerShutSendFlushing",
+            Self::BothShut => "BothShut",
+            Self::ClosingFlushing => "ClosingFlushing",
+            Self::ClosingFlushingPeerShut => "ClosingFlushingPeerShut",
+            Self::Lingering => "Lingering",
+            Self::Closed => "Closed",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
