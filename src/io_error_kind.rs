@@ -5,7 +5,8 @@ use core::fmt;
 /// The kind of an I/O error an adapter reports to the core.
 ///
 /// The core needs to know only what the error means for the connection, not its OS code: the
-/// adapter keeps the code for its own messages.
+/// adapter keeps the code for its own messages (with the `std` feature,
+/// `IoErrorKind::of` sorts a `std::io::Error`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum IoErrorKind {
     /// The peer reset the connection (`ECONNRESET`, `WSAECONNRESET`, `ECONNABORTED`).

@@ -42,3 +42,11 @@ pub use listener_config::ListenerConfig;
 pub use state::{Permits, State};
 pub use time::Instant;
 
+// Helpers for adapters on the standard library. The core above never uses them.
+#[cfg(feature = "std")]
+mod std_clock;
+#[cfg(feature = "std")]
+mod std_io;
+
+#[cfg(feature = "std")]
+pub use std_clock::StdClock;
