@@ -9,7 +9,8 @@ use crate::IoErrorKind;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CloseReason {
     /// Both sides finished: our send side was shut after everything was flushed, and the peer's end
-    /// of stream arrived. Nothing was lost in either direction.
+    /// of stream arrived. Everything we sent went out ahead of our end of stream; what the peer
+    /// sent after we asked to close was read and discarded, as a lingering close does.
     Graceful,
     /// The peer reset the connection.
     PeerReset,

@@ -26,7 +26,8 @@ use crate::{
 ///   [`must_discard`](Self::must_discard)), and the [`close_reason`](Self::close_reason).
 ///
 /// Every intent and report takes `now`. Time only moves forward: a `now` earlier than one already
-/// seen is taken as "no time has passed". Deadlines fire only in [`handle_timeout`](Self::handle_timeout).
+/// seen is taken as "no time has passed" (so a bogus far-future `now` is kept: feed it a
+/// monotonic clock). Deadlines fire only in [`handle_timeout`](Self::handle_timeout).
 ///
 /// Every intent and report answers [`Outcome::Changed`], [`Outcome::Unchanged`] (valid, nothing to
 /// do: a repeated shutdown or close, for one) or an [`Error`] for misuse, which leaves the
@@ -63,7 +64,10 @@ use crate::{
 /// assert_eq!(conn.close_reason(), Some(CloseReason::Graceful));
 /// # Ok::<(), socket_lifecycle::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// `Lifecycle` is `Clone` but not `Copy`: a silent copy would duplicate its pending actions, and
+/// an adapter performing both would close twice.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Lifecycle {
     /// The latest time seen; never moves backwards.
     now: Instant,
@@ -99,16 +103,19 @@ impl Lifecycle {
 
     /// A server-side connection, just returned by `accept`: established, both directions open.
     pub const fn accepted(now: Instant, config: Config) -> Self {
-        let mut conn = Self::new(config);
-        conn.now = now;
-        conn.state = State::Established;
-        conn
+        Self {
+            now,
+            state: State::Established,
+            ..Self::new(config)
+        }
     }
 
     // ---- intents -------------------------------------------------------------------------------
 
     /// Starts connecting to `candidates` addresses, tried in order, one at a time, each within the
-    /// connect timeout. Emits [`Action::Connect`] for candidate 0.
+    /// connect timeout. Emits [`Action::Connect`] for candidate 0. Each attempt's deadline counts
+    /// from the input that decided it, so an adapter performs the `Connect` at once; an attempt
+    /// not yet handed out never times out, so no candidate is skipped.
     ///
     /// # Errors
     /// [`Error::NoCandidates`], [`Error::TooManyCandidates`], or [`Error::InvalidTransition`] unless
@@ -138,7 +145,9 @@ impl Lifecycle {
     }
 
     /// Resets the connection now: [`Action::SetLingerZero`], then [`Action::Close`], and no
-    /// shutdown. A no-op once closed.
+    /// shutdown. A no-op once closed. Before a socket exists (idle, or before the first
+    /// [`Action::Connect`] was polled) the adapter has nothing to set or close; the actions still
+    /// come, so that every connection ends the same way, with one `Close`.
     ///
     /// # Errors
     /// None today; the `Result` keeps the shape of every other input.
@@ -189,8 +198,10 @@ impl Lifecycle {
         self.handle(now, Input::EndOfStream)
     }
 
-    /// Nothing the application queued is left to send. A pending shutdown of the send side may
-    /// now go out.
+    /// Nothing the application queued is left to send. This answers a shutdown or close request:
+    /// report it after the request, once what was queued is out (at once if nothing was), and
+    /// the shutdown of the send side goes out. A report before any request changes nothing and
+    /// is not remembered, since the application may queue more afterwards.
     ///
     /// # Errors
     /// [`Error::InvalidTransition`] when not connected.
@@ -224,7 +235,7 @@ impl Lifecycle {
     pub fn handle(&mut self, now: Instant, input: Input) -> Result<Outcome, Error> {
         // The transition works on a copy that replaces `self` only on success, so a refused
         // input cannot leave a half-made change behind.
-        let mut next = *self;
+        let mut next = self.clone();
         next.now = if now > self.now { now } else { self.now };
         let outcome = next.apply(input)?;
         *self = next;

@@ -251,7 +251,7 @@ mod connecting {
     fn c9_a_report_for_an_attempt_not_yet_handed_out_is_refused() {
         let mut conn = Lifecycle::new(config());
         ok(conn.start_connect(t(0), 2));
-        let before = conn;
+        let before = conn.clone();
         assert_eq!(
             conn.handle_connected(t(1), 0),
             Err(Error::InvalidTransition {
@@ -269,7 +269,7 @@ mod connecting {
         let mut conn = reach(State::Connecting);
         ok(conn.handle_timeout(t(200)));
         actions(&mut conn);
-        let before = conn;
+        let before = conn.clone();
         assert_eq!(
             conn.handle_connected(t(201), 0),
             Err(Error::NotCurrentCandidate {
@@ -824,7 +824,7 @@ mod whole_machine {
             for input in every_input() {
                 for now in [t(0), t(10), t(1 << 50), Instant::MAX] {
                     let before = reach(state);
-                    let mut conn = before;
+                    let mut conn = before.clone();
                     if conn.handle(now, input).is_err() {
                         refused += 1;
                         assert_eq!(
@@ -1145,7 +1145,7 @@ mod random_walk {
                     _ => now.saturating_add(Duration::from_millis(rng.below(1_200))),
                 };
                 let input = random_input(&mut rng);
-                let before = conn;
+                let before = conn.clone();
                 let result = conn.handle(now, input);
                 if result.is_err() {
                     assert_eq!(conn, before, "C9 violated: refused {input:?} left a trace");

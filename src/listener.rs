@@ -12,9 +12,11 @@
 //!       │ drain (from Listening or Paused as well: StopAccepting, Close)
 //!       ▼
 //!   Draining ── last open connection closed ─────────────────────────► Drained
-//!       │ drain deadline: AbortConnections                                ▲
-//!       ▼                                                                 │
-//!   Aborting ── last open connection closed ──────────────────────────────┘
+//!       │ drain deadline: AbortConnections                                ▲ ▲
+//!       ▼                                                                 │ │
+//!   Aborting ── last open connection closed ──────────────────────────────┘ │
+//!                                                                           │
+//!   drain with no connection open, from Listening, Paused or Stopped ───────┘
 //! ```
 //!
 //! The listener's socket is closed exactly once, by the first `stop` or `drain`. The core counts
@@ -149,7 +151,10 @@ impl core::error::Error for ListenerError {}
 /// assert_eq!(listener.state(), ListenerState::Drained);
 /// # Ok::<(), socket_lifecycle::ListenerError>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// `Clone` but not `Copy`, for the same reason as [`Lifecycle`](crate::Lifecycle): a silent copy
+/// would duplicate pending actions.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Listener {
     now: Instant,
     /// While paused: when accepting resumes. While draining: the drain deadline.
@@ -192,10 +197,13 @@ impl Listener {
     }
 
     /// Report: `accept` failed. A reset (the connection died in the queue) is retried at once;
-    /// anything else, typically running out of descriptors, pauses accepting.
+    /// anything else, typically running out of descriptors, pauses accepting with a growing
+    /// backoff. An error that will not go away (the listening socket itself is broken) is the
+    /// adapter's to recognise: it calls [`stop`](Self::stop). After a stop, a failed accept (the
+    /// one the stop woke) changes nothing.
     ///
     /// # Errors
-    /// [`ListenerError::InvalidTransition`] unless [`may_accept`](Self::may_accept).
+    /// [`ListenerError::InvalidTransition`] while paused: no accept should be in flight then.
     pub fn handle_accept_failed(
         &mut self,
         now: Instant,
@@ -242,7 +250,7 @@ impl Listener {
     /// # Errors
     /// As the method for the input.
     pub fn handle(&mut self, now: Instant, input: ListenerInput) -> Result<Outcome, ListenerError> {
-        let mut next = *self;
+        let mut next = self.clone();
         next.now = if now > self.now { now } else { self.now };
         let outcome = next.apply(input)?;
         *self = next;
@@ -320,6 +328,8 @@ impl Listener {
                 self.backoff_us = self.config.next_backoff_us(self.backoff_us);
                 Ok(self.enter(Paused))
             }
+            // Stopping wakes an accept blocked in the kernel with an error: expected, not misuse.
+            (Stopped | Draining | Aborting | Drained, In::AcceptFailed(_)) => Ok(Unchanged),
             (_, In::Accepted | In::AcceptFailed(_)) => invalid,
 
             (Drained, In::ConnectionClosed) => invalid,

@@ -133,7 +133,7 @@ mod listening {
     #[test]
     fn a_close_never_counted_open_is_refused_and_changes_nothing() {
         let mut listener = listening_with(0);
-        let before = listener;
+        let before = listener.clone();
         assert_eq!(
             listener.handle_connection_closed(t(1)),
             Err(ListenerError::NoOpenConnection)
@@ -145,7 +145,7 @@ mod listening {
     fn the_open_count_cannot_overflow() {
         let mut listener = listening_with(0);
         listener.open = u32::MAX;
-        let before = listener;
+        let before = listener.clone();
         assert_eq!(
             listener.handle_accepted(t(1)),
             Err(ListenerError::TooManyConnections)
@@ -167,7 +167,7 @@ mod stopped {
         ] {
             let mut listener = reach(state);
             assert!(!listener.may_accept(), "L1 violated in {state}");
-            let before = listener;
+            let before = listener.clone();
             assert_eq!(
                 listener.handle_accepted(t(5)),
                 Err(ListenerError::InvalidTransition {
@@ -223,6 +223,30 @@ mod stopped {
                 "L2: close before stop"
             );
         }
+    }
+
+    #[test]
+    fn a_failed_accept_woken_by_the_stop_changes_nothing() {
+        for state in [
+            ListenerState::Stopped,
+            ListenerState::Draining,
+            ListenerState::Aborting,
+            ListenerState::Drained,
+        ] {
+            let mut listener = reach(state);
+            assert_eq!(
+                listener.handle_accept_failed(t(5), IoErrorKind::Other),
+                Ok(Outcome::Unchanged),
+                "{state}"
+            );
+            assert_eq!(actions(&mut listener), []);
+        }
+        let mut paused = reach(ListenerState::Paused);
+        assert!(
+            paused
+                .handle_accept_failed(t(5), IoErrorKind::Other)
+                .is_err()
+        );
     }
 
     #[test]
@@ -343,7 +367,7 @@ mod whole_listener {
             for input in every_input() {
                 for now in [t(0), t(1_500), Instant::MAX] {
                     let before = reach(state);
-                    let mut listener = before;
+                    let mut listener = before.clone();
                     if listener.handle(now, input).is_err() {
                         assert_eq!(listener, before, "{input:?} in {state} left a trace");
                     }
@@ -384,7 +408,7 @@ mod whole_listener {
                     6 if next(4) == 0 => ListenerInput::Drain(ms(next(2_000))),
                     _ => ListenerInput::Timeout,
                 };
-                let before = listener;
+                let before = listener.clone();
                 let result = listener.handle(t(now), input);
                 if result.is_err() {
                     assert_eq!(listener, before, "refused {input:?} left a trace");

@@ -23,7 +23,8 @@
 //!                                                                                      │
 //!   close moves a row above into the block below, keeping its column: Established and  │
 //!   SendFlushing to ClosingFlushing, SendShut to Lingering, PeerShut and               │
-//!   PeerShutSendFlushing to ClosingFlushingPeerShut. The linger deadlines start then.  │
+//!   PeerShutSendFlushing to ClosingFlushingPeerShut. The total linger deadline starts  │
+//!   then; the idle one when Lingering starts, and again with every byte received.      │
 //!                                                                                      │
 //!   closing,         ClosingFlushing ─────── eos ────────► ClosingFlushingPeerShut     │
 //!   flushing           │ flushed ⇒ ShutdownWrite             │ flushed ⇒              │
