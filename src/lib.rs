@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 // Nothing that input can reach may panic: no unchecked arithmetic, indexing or unwrapping.
 #![cfg_attr(

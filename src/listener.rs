@@ -56,9 +56,23 @@ impl ListenerState {
     ];
 }
 
+impl ListenerState {
+    /// The state's name, as in the diagram.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Listening => "Listening",
+            Self::Paused => "Paused",
+            Self::Stopped => "Stopped",
+            Self::Draining => "Draining",
+            Self::Aborting => "Aborting",
+            Self::Drained => "Drained",
+        }
+    }
+}
+
 impl fmt::Display for ListenerState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
+        f.write_str(self.name())
     }
 }
 
@@ -78,6 +92,20 @@ pub enum ListenerInput {
     Drain(Duration),
     /// Report: time has passed.
     Timeout,
+}
+
+impl ListenerInput {
+    /// The name of the method that takes this input.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::Accepted => "handle_accepted",
+            Self::AcceptFailed(_) => "handle_accept_failed",
+            Self::ConnectionClosed => "handle_connection_closed",
+            Self::Stop => "stop",
+            Self::Drain(_) => "drain",
+            Self::Timeout => "handle_timeout",
+        }
+    }
 }
 
 /// What the core asks a listener's adapter to do, each once, in this order.
@@ -114,7 +142,7 @@ impl fmt::Display for ListenerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::InvalidTransition { state, input } => {
-                write!(f, "{input:?} is not valid in listener state {state}")
+                write!(f, "{} is not valid in listener state {state}", input.name())
             }
             Self::NoOpenConnection => f.write_str("a connection closed that was never open"),
             Self::TooManyConnections => f.write_str("more than u32::MAX open connections"),
@@ -295,6 +323,11 @@ impl Listener {
     /// Whether a drain has finished: every connection has closed.
     pub const fn is_drained(&self) -> bool {
         matches!(self.state, ListenerState::Drained)
+    }
+
+    /// Whether actions wait to be polled.
+    pub const fn has_pending_actions(&self) -> bool {
+        self.pending != 0
     }
 
     /// The latest time seen.

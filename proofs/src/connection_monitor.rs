@@ -1,0 +1,314 @@
+//! The connection rules C1-C12 as checks over what an observer of a [`Lifecycle`] sees.
+
+use socket_lifecycle::{
+    Action, CloseReason, Error, Input, Instant, IoErrorKind, Lifecycle, Outcome, Permits, State,
+};
+
+use crate::violation::{Violation, ensure};
+
+const NOTHING: Permits = Permits {
+    send: false,
+    queue: false,
+    receive: false,
+    discard: false,
+};
+
+/// Watches one connection and checks every connection rule after every step. It remembers only
+/// what an observer could: which actions came out, which inputs were accepted, and when a close
+/// was asked for.
+///
+/// Call [`on_input`](Self::on_input) after every input, [`on_action`](Self::on_action) for every
+/// action polled, and [`on_state`](Self::on_state) after either.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ConnectionMonitor {
+    closes: u8,
+    shutdowns: u8,
+    /// The send side is shut: `ShutdownWrite` performed, or an error, abort or close ended it.
+    send_shut: bool,
+    /// `shutdown_send` or `close` was accepted on a connected socket.
+    shutdown_requested: bool,
+    /// `Flushed` was reported after that request.
+    flushed_after_request: bool,
+    close_requested_at: Option<Instant>,
+    end_of_stream: bool,
+    aborted: bool,
+    linger_zero: bool,
+    attempt_in_flight: bool,
+    next_candidate: u32,
+}
+
+impl ConnectionMonitor {
+    /// A monitor for a connection that has done nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Checks an input that `before` was given at `now`, which gave `result` and left `after`.
+    ///
+    /// # Errors
+    /// The first rule the step broke.
+    pub fn on_input(
+        &mut self,
+        before: &Lifecycle,
+        after: &Lifecycle,
+        now: Instant,
+        input: Input,
+        result: Result<Outcome, Error>,
+    ) -> Result<(), Violation> {
+        let outcome = match result {
+            Err(error) => {
+                return ensure(after == before, "C9", || {
+                    format!("refused {input:?} ({error}) changed the connection")
+                });
+            }
+            Ok(outcome) => outcome,
+        };
+        ensure(after.now() == before.now().max(now), "C11", || {
+            format!(
+                "after {input:?} at {now:?} the clock reads {:?}, not {:?}",
+                after.now(),
+                before.now().max(now)
+            )
+        })?;
+        let connected = before.state().is_connected();
+        let repeated = match input {
+            Input::ShutdownSend => self.shutdown_requested || before.is_closed(),
+            Input::Close => self.close_requested_at.is_some() || before.is_closed(),
+            Input::Abort => before.is_closed(),
+            _ => false,
+        };
+        if repeated {
+            ensure(pending(after) == pending(before), "C10", || {
+                format!("a repeated {input:?} left {:?} to perform", pending(after))
+            })?;
+        }
+        match input {
+            Input::ShutdownSend | Input::Close | Input::Abort if before.is_closed() => {
+                ensure(outcome == Outcome::Unchanged, "C10", || {
+                    format!("{input:?} on a closed connection changed it")
+                })?;
+            }
+            Input::ShutdownSend if connected => {
+                if self.shutdown_requested {
+                    ensure(outcome == Outcome::Unchanged, "C10", || {
+                        "a repeated shutdown changed the connection".into()
+                    })?;
+                }
+                self.shutdown_requested = true;
+                ensure(!after.may_queue(), "C3", || {
+                    "new data may be queued after shutdown_send".into()
+                })?;
+            }
+            Input::Close if connected => {
+                if self.close_requested_at.is_some() {
+                    ensure(outcome == Outcome::Unchanged, "C10", || {
+                        "a repeated close changed the connection".into()
+                    })?;
+                }
+                self.close_requested_at.get_or_insert(after.now());
+                self.shutdown_requested = true;
+            }
+            Input::Close | Input::Abort => {
+                self.aborted = true;
+                self.send_shut = true;
+                ensure(
+                    after.close_reason() == Some(CloseReason::Aborted),
+                    "C6",
+                    || format!("abort left reason {:?}", after.close_reason()),
+                )?;
+                ensure(
+                    pending(after) == [Action::SetLingerZero, Action::Close],
+                    "C6",
+                    || format!("abort left {:?} to perform", pending(after)),
+                )?;
+            }
+            Input::Flushed if self.shutdown_requested => self.flushed_after_request = true,
+            Input::EndOfStream => self.end_of_stream = true,
+            Input::Error(kind) => {
+                ensure(connected, "C9", || {
+                    "an error accepted with no connection".into()
+                })?;
+                self.send_shut = true;
+                ensure(
+                    after.close_reason() == Some(CloseReason::from_error(kind)),
+                    "C7",
+                    || format!("{kind:?} closed with reason {:?}", after.close_reason()),
+                )?;
+                ensure(pending(after).last() == Some(&Action::Close), "C7", || {
+                    format!("{kind:?} left {:?} to perform", pending(after))
+                })?;
+                ensure(
+                    !pending(after).contains(&Action::ShutdownWrite),
+                    "C7",
+                    || "a shutdown is still to go out on a broken socket".into(),
+                )?;
+            }
+            _ => {}
+        }
+        if before.state() == State::Connecting && outcome == Outcome::Changed {
+            // The attempt in flight ended: connected, failed, or timed out.
+            self.attempt_in_flight = false;
+            if after.is_closed() && !self.aborted {
+                let last = match input {
+                    Input::ConnectFailed { kind, .. } => kind,
+                    _ => IoErrorKind::TimedOut,
+                };
+                ensure(
+                    after.close_reason() == Some(CloseReason::ConnectFailed(last)),
+                    "C12",
+                    || format!("all attempts failed, reason {:?}", after.close_reason()),
+                )?;
+            }
+        }
+        if let (Input::Timeout, Some(requested)) = (input, self.close_requested_at) {
+            let deadline = requested.saturating_add(after.config().linger_total());
+            ensure(after.now() < deadline || after.is_closed(), "C8", || {
+                format!(
+                    "still {} at {:?}, past the total linger deadline {deadline:?}",
+                    after.state(),
+                    after.now()
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Checks an action just handed out by `conn`.
+    ///
+    /// # Errors
+    /// The first rule the action broke.
+    pub fn on_action(&mut self, conn: &Lifecycle, action: Action) -> Result<(), Violation> {
+        if action == Action::Close {
+            ensure(self.closes == 0, "C1", || "a second Close".into())?;
+        }
+        ensure(self.closes == 0, "C2", || format!("{action} after Close"))?;
+        match action {
+            Action::Close => {
+                self.closes += 1;
+                self.send_shut = true;
+                match conn.close_reason() {
+                    Some(CloseReason::Graceful) => {
+                        ensure(self.shutdowns == 1, "C4", || {
+                            "a graceful close without shutdown(Write)".into()
+                        })?;
+                        ensure(self.end_of_stream, "C5", || {
+                            "a graceful close before the peer's end of stream".into()
+                        })?;
+                    }
+                    Some(CloseReason::LingerTimeout) => {
+                        let config = conn.config();
+                        let earliest = self
+                            .close_requested_at
+                            .unwrap_or(Instant::MAX)
+                            .saturating_add(config.linger_idle().min(config.linger_total()));
+                        ensure(conn.now() >= earliest, "C5", || {
+                            format!("linger timeout at {:?}, before {earliest:?}", conn.now())
+                        })?;
+                    }
+                    Some(CloseReason::Aborted) => {
+                        ensure(self.linger_zero, "C6", || {
+                            "an abort closed without linger zero".into()
+                        })?;
+                    }
+                    None => return Err(Violation::new("C2", "Close with no close reason")),
+                    _ => {}
+                }
+            }
+            Action::ShutdownWrite => {
+                ensure(!self.aborted, "C6", || {
+                    "shutdown(Write) after an abort".into()
+                })?;
+                ensure(self.shutdowns == 0, "C10", || {
+                    "a second shutdown(Write)".into()
+                })?;
+                ensure(self.flushed_after_request, "C4", || {
+                    "shutdown(Write) before the flush was reported".into()
+                })?;
+                self.shutdowns += 1;
+                self.send_shut = true;
+            }
+            Action::SetLingerZero => {
+                ensure(
+                    self.aborted || conn.close_reason() == Some(CloseReason::LingerTimeout),
+                    "C6",
+                    || format!("linger zero with reason {:?}", conn.close_reason()),
+                )?;
+                self.linger_zero = true;
+            }
+            Action::Connect { candidate } => {
+                ensure(!self.attempt_in_flight, "C12", || {
+                    format!("connect to {candidate} while an attempt is in flight")
+                })?;
+                ensure(candidate == self.next_candidate as usize, "C12", || {
+                    format!("connect to {candidate}, expected {}", self.next_candidate)
+                })?;
+                self.next_candidate += 1;
+                self.attempt_in_flight = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks what `conn` permits and promises now.
+    ///
+    /// # Errors
+    /// The first rule the state broke.
+    pub fn on_state(&self, conn: &Lifecycle) -> Result<(), Violation> {
+        ensure(self.closes <= 1, "C1", || format!("{} closes", self.closes))?;
+        if self.send_shut {
+            ensure(!conn.may_send(), "C3", || {
+                format!("may send in {} after the send side was shut", conn.state())
+            })?;
+        }
+        if conn.is_closed() {
+            ensure(conn.permits() == NOTHING, "C2", || {
+                format!("closed, yet permits {:?}", conn.permits())
+            })?;
+            ensure(conn.poll_timeout().is_none(), "C2", || {
+                "closed, yet a deadline runs".into()
+            })?;
+            ensure(conn.close_reason().is_some(), "C2", || {
+                "closed without a reason".into()
+            })?;
+            if !conn.has_pending_actions() {
+                ensure(self.closes == 1, "C1", || {
+                    "closed, yet Close never came out".into()
+                })?;
+            }
+        } else {
+            ensure(self.closes == 0, "C2", || {
+                format!("Close came out, yet {}", conn.state())
+            })?;
+            if self.close_requested_at.is_some() && conn.may_receive() {
+                ensure(conn.must_discard(), "C5", || {
+                    "receiving after a close request without discarding".into()
+                })?;
+            }
+            if self.close_requested_at.is_some() {
+                ensure(conn.poll_timeout().is_some(), "C8", || {
+                    format!(
+                        "a close was requested, yet no deadline runs in {}",
+                        conn.state()
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `Close` has come out.
+    pub fn closed(&self) -> bool {
+        self.closes > 0
+    }
+
+    /// Whether a graceful close was asked for.
+    pub fn close_requested(&self) -> bool {
+        self.close_requested_at.is_some()
+    }
+}
+
+/// The actions `conn` would hand out next, without handing them out.
+fn pending(conn: &Lifecycle) -> Vec<Action> {
+    let mut probe = conn.clone();
+    std::iter::from_fn(|| probe.poll_action()).collect()
+}

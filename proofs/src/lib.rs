@@ -1,0 +1,28 @@
+//! Checks of `socket-lifecycle` that every verification method shares.
+//!
+//! - [`ConnectionMonitor`] and [`ListenerMonitor`] hold the rules of the contract (C1-C12,
+//!   L1-L3) as checks over what an observer sees: inputs, their outcomes, the actions handed
+//!   out, and the getters. They remember a handful of flags, never the machine's own state, so
+//!   they are a second opinion rather than a copy.
+//! - [`ConnectionHarness`] and [`ListenerHarness`] replay [`ConnectionOp`]s and [`ListenerOp`]s
+//!   (every intent, every report, polls and clock moves) against the core under a monitor. The
+//!   fuzz target, the property suite and the model check all drive the core through them.
+//! - [`explore`] walks every reachable state of both machines against every operation, checks
+//!   every rule on every edge and the liveness of the close, and draws the state graph.
+
+mod connection_harness;
+mod connection_monitor;
+mod diagram;
+pub mod explore;
+mod listener_harness;
+mod listener_monitor;
+mod ops;
+mod violation;
+
+pub use connection_harness::{ConnectionHarness, ConnectionStep};
+pub use connection_monitor::ConnectionMonitor;
+pub use diagram::{StateGraph, render_dot, render_mermaid};
+pub use listener_harness::{ListenerHarness, ListenerStep};
+pub use listener_monitor::ListenerMonitor;
+pub use ops::{ConnectionOp, Kind, ListenerOp};
+pub use violation::Violation;

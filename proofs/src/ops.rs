@@ -1,0 +1,193 @@
+//! The operations the harnesses replay: every input of the core, plus polls and clock moves.
+
+use socket_lifecycle::{Input, IoErrorKind, ListenerInput};
+use std::time::Duration;
+
+/// [`IoErrorKind`], mirrored so that it can derive `Arbitrary` without the core depending on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum Kind {
+    /// [`IoErrorKind::Reset`].
+    Reset,
+    /// [`IoErrorKind::BrokenPipe`].
+    BrokenPipe,
+    /// [`IoErrorKind::TimedOut`].
+    TimedOut,
+    /// [`IoErrorKind::Refused`].
+    Refused,
+    /// [`IoErrorKind::Other`].
+    Other,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Self; 5] = [
+        Self::Reset,
+        Self::BrokenPipe,
+        Self::TimedOut,
+        Self::Refused,
+        Self::Other,
+    ];
+}
+
+impl From<Kind> for IoErrorKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Reset => Self::Reset,
+            Kind::BrokenPipe => Self::BrokenPipe,
+            Kind::TimedOut => Self::TimedOut,
+            Kind::Refused => Self::Refused,
+            Kind::Other => Self::Other,
+        }
+    }
+}
+
+/// One operation on a connection: an input of the core at the harness's clock, a poll, or a
+/// move of the clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum ConnectionOp {
+    /// [`Input::StartConnect`]; `u32` reaches past the core's limit of `u16::MAX`.
+    StartConnect {
+        /// Candidate count.
+        candidates: u32,
+    },
+    /// [`Input::ShutdownSend`].
+    ShutdownSend,
+    /// [`Input::Close`].
+    Close,
+    /// [`Input::Abort`].
+    Abort,
+    /// [`Input::Connected`].
+    Connected {
+        /// Candidate index.
+        candidate: u32,
+    },
+    /// [`Input::ConnectFailed`].
+    ConnectFailed {
+        /// Candidate index.
+        candidate: u32,
+        /// Failure.
+        kind: Kind,
+    },
+    /// [`Input::Received`].
+    Received {
+        /// Byte count, zero included.
+        len: u32,
+    },
+    /// [`Input::EndOfStream`].
+    EndOfStream,
+    /// [`Input::Flushed`].
+    Flushed,
+    /// [`Input::Error`].
+    Error(Kind),
+    /// [`Input::Timeout`].
+    Timeout,
+    /// Hand out one pending action.
+    PollAction,
+    /// The clock moves forward.
+    Wait {
+        /// How far.
+        micros: u32,
+    },
+    /// The clock moves back.
+    Rewind {
+        /// How far.
+        micros: u32,
+    },
+    /// The clock jumps to the next deadline plus `offset` microseconds (nothing if none runs).
+    ToDeadline {
+        /// Distance from the deadline.
+        offset: i8,
+    },
+}
+
+impl ConnectionOp {
+    /// The core input this operation is, if it is one.
+    pub fn input(self) -> Option<Input> {
+        Some(match self {
+            Self::StartConnect { candidates } => Input::StartConnect {
+                candidates: candidates as usize,
+            },
+            Self::ShutdownSend => Input::ShutdownSend,
+            Self::Close => Input::Close,
+            Self::Abort => Input::Abort,
+            Self::Connected { candidate } => Input::Connected {
+                candidate: candidate as usize,
+            },
+            Self::ConnectFailed { candidate, kind } => Input::ConnectFailed {
+                candidate: candidate as usize,
+                kind: kind.into(),
+            },
+            Self::Received { len } => Input::Received { len: len as usize },
+            Self::EndOfStream => Input::EndOfStream,
+            Self::Flushed => Input::Flushed,
+            Self::Error(kind) => Input::Error(kind.into()),
+            Self::Timeout => Input::Timeout,
+            Self::PollAction
+            | Self::Wait { .. }
+            | Self::Rewind { .. }
+            | Self::ToDeadline { .. } => {
+                return None;
+            }
+        })
+    }
+}
+
+/// One operation on a listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum ListenerOp {
+    /// [`ListenerInput::Accepted`].
+    Accepted,
+    /// [`ListenerInput::AcceptFailed`].
+    AcceptFailed(Kind),
+    /// [`ListenerInput::ConnectionClosed`].
+    ConnectionClosed,
+    /// [`ListenerInput::Stop`].
+    Stop,
+    /// [`ListenerInput::Drain`], in microseconds.
+    Drain {
+        /// Drain timeout.
+        micros: u32,
+    },
+    /// [`ListenerInput::Timeout`].
+    Timeout,
+    /// Hand out one pending action.
+    PollAction,
+    /// The clock moves forward.
+    Wait {
+        /// How far.
+        micros: u32,
+    },
+    /// The clock moves back.
+    Rewind {
+        /// How far.
+        micros: u32,
+    },
+    /// The clock jumps to the next deadline plus `offset` microseconds (nothing if none runs).
+    ToDeadline {
+        /// Distance from the deadline.
+        offset: i8,
+    },
+}
+
+impl ListenerOp {
+    /// The core input this operation is, if it is one.
+    pub fn input(self) -> Option<ListenerInput> {
+        Some(match self {
+            Self::Accepted => ListenerInput::Accepted,
+            Self::AcceptFailed(kind) => ListenerInput::AcceptFailed(kind.into()),
+            Self::ConnectionClosed => ListenerInput::ConnectionClosed,
+            Self::Stop => ListenerInput::Stop,
+            Self::Drain { micros } => ListenerInput::Drain(Duration::from_micros(micros.into())),
+            Self::Timeout => ListenerInput::Timeout,
+            Self::PollAction
+            | Self::Wait { .. }
+            | Self::Rewind { .. }
+            | Self::ToDeadline { .. } => {
+                return None;
+            }
+        })
+    }
+}
