@@ -1,0 +1,303 @@
+//! The reference model of one connection: a handful of flags, times and a queue, written from
+//! the contract rather than from the core's state table. It predicts, for every operation, what
+//! an observer of the core must see: whether an input is refused, whether it changes anything,
+//! the actions handed out, the permissions, the next deadline and the close reason.
+
+use std::collections::VecDeque;
+
+use proofs::ConnectionOp;
+use socket_lifecycle::{Action, CloseReason, IoErrorKind};
+
+/// Durations of the model's configuration, in microseconds.
+pub const CONNECT_TIMEOUT: u64 = 30;
+pub const LINGER_TOTAL: u64 = 100;
+pub const LINGER_IDLE: u64 = 40;
+
+/// What the model expects an input to answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Changed,
+    Unchanged,
+    Refused,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionModel {
+    /// The clock inputs are given at, and the latest time the connection has seen.
+    pub clock: u64,
+    pub now: u64,
+    pub client: bool,
+    pub started: bool,
+    pub candidates: u32,
+    pub attempt: u32,
+    pub attempt_handed_out: bool,
+    pub attempt_deadline: u64,
+    pub connected: bool,
+    /// The application is done sending (`shutdown_send` or `close`).
+    pub done_sending: bool,
+    /// Our end of stream was decided.
+    pub fin: bool,
+    pub peer_fin: bool,
+    pub close_requested_at: Option<u64>,
+    pub idle_deadline: u64,
+    pub reason: Option<CloseReason>,
+    pub pending: VecDeque<Action>,
+    /// What the last operation should have answered, if it was an input.
+    pub answer: Option<Answer>,
+    /// What the last poll should have handed out.
+    pub polled: Option<Action>,
+}
+
+impl ConnectionModel {
+    pub fn new(client: bool) -> Self {
+        Self {
+            client,
+            connected: !client,
+            ..Self::default()
+        }
+    }
+
+    pub fn closed(&self) -> bool {
+        self.reason.is_some()
+    }
+
+    fn live(&self) -> bool {
+        self.connected && !self.closed()
+    }
+
+    pub fn may_send(&self) -> bool {
+        self.live() && !self.fin
+    }
+
+    pub fn may_queue(&self) -> bool {
+        self.live() && !self.done_sending
+    }
+
+    pub fn may_receive(&self) -> bool {
+        self.live() && !self.peer_fin
+    }
+
+    pub fn must_discard(&self) -> bool {
+        self.may_receive() && self.close_requested_at.is_some()
+    }
+
+    fn total_deadline(&self) -> Option<u64> {
+        self.close_requested_at.map(|at| at + LINGER_TOTAL)
+    }
+
+    /// Lingering: our end of stream is out, the peer's is not, and a close was asked for.
+    fn lingering(&self) -> bool {
+        self.close_requested_at.is_some() && self.fin && !self.peer_fin && !self.closed()
+    }
+
+    pub fn next_deadline(&self) -> Option<u64> {
+        if self.closed() {
+            None
+        } else if self.started && !self.connected {
+            Some(self.attempt_deadline)
+        } else if self.lingering() {
+            self.total_deadline()
+                .map(|total| total.min(self.idle_deadline))
+        } else {
+            self.total_deadline()
+        }
+    }
+
+    fn finish(&mut self, reason: CloseReason, reset: bool) -> Answer {
+        self.pending.retain(|a| {
+            !matches!(a, Action::Connect { .. }) && (!reset || *a != Action::ShutdownWrite)
+        });
+        if reset {
+            self.pending.push_back(Action::SetLingerZero);
+        }
+        self.pending.push_back(Action::Close);
+        self.reason = Some(reason);
+        Answer::Changed
+    }
+
+    fn start_attempt(&mut self, index: u32) -> Answer {
+        self.attempt = index;
+        self.attempt_handed_out = false;
+        self.attempt_deadline = self.now + CONNECT_TIMEOUT;
+        self.pending.push_back(Action::Connect {
+            candidate: index as usize,
+        });
+        Answer::Changed
+    }
+
+    fn attempt_failed(&mut self, kind: IoErrorKind) -> Answer {
+        if self.attempt + 1 < self.candidates {
+            self.start_attempt(self.attempt + 1)
+        } else {
+            self.finish(CloseReason::ConnectFailed(kind), false)
+        }
+    }
+
+    /// Sends our end of stream once the application is done and the flush came.
+    fn send_fin(&mut self) -> Answer {
+        self.fin = true;
+        self.pending.push_back(Action::ShutdownWrite);
+        if self.close_requested_at.is_some() {
+            self.idle_deadline = self.now + LINGER_IDLE;
+            if self.peer_fin {
+                return self.finish(CloseReason::Graceful, false);
+            }
+        }
+        Answer::Changed
+    }
+
+    pub fn apply(mut self, op: ConnectionOp) -> Self {
+        self.answer = None;
+        self.polled = None;
+        match op {
+            ConnectionOp::PollAction => {
+                self.polled = self.pending.pop_front();
+                if let Some(Action::Connect { .. }) = self.polled {
+                    self.attempt_handed_out = true;
+                }
+            }
+            ConnectionOp::Wait { micros } => self.clock += u64::from(micros),
+            ConnectionOp::Rewind { micros } => {
+                self.clock = self.clock.saturating_sub(micros.into())
+            }
+            ConnectionOp::ToDeadline { offset } => {
+                if let Some(deadline) = self.next_deadline() {
+                    self.clock = deadline.saturating_add_signed(offset.into());
+                }
+            }
+            input => {
+                let before = self.clone();
+                self.now = self.now.max(self.clock);
+                let answer = self.input(input);
+                if answer == Answer::Refused {
+                    self = before;
+                }
+                self.answer = Some(answer);
+            }
+        }
+        self
+    }
+
+    fn input(&mut self, op: ConnectionOp) -> Answer {
+        use Answer::{Refused, Unchanged};
+        use ConnectionOp as Op;
+        if self.closed() {
+            return match op {
+                Op::ShutdownSend | Op::Close | Op::Abort | Op::Timeout => Unchanged,
+                _ => Refused,
+            };
+        }
+        let connecting = self.started && !self.connected;
+        match op {
+            Op::Abort => self.finish(CloseReason::Aborted, true),
+            Op::Close if !self.connected => self.finish(CloseReason::Aborted, true),
+            Op::StartConnect { candidates } => {
+                if !self.client
+                    || self.started
+                    || candidates == 0
+                    || candidates > u32::from(u16::MAX)
+                {
+                    return Refused;
+                }
+                self.started = true;
+                self.candidates = candidates;
+                self.start_attempt(0)
+            }
+            Op::Connected { candidate } | Op::ConnectFailed { candidate, .. } => {
+                if !connecting || !self.attempt_handed_out || candidate != self.attempt {
+                    return Refused;
+                }
+                match op {
+                    Op::ConnectFailed { kind, .. } => self.attempt_failed(kind.into()),
+                    _ => {
+                        self.connected = true;
+                        Answer::Changed
+                    }
+                }
+            }
+            Op::Timeout if connecting => {
+                if self.attempt_handed_out && self.now >= self.attempt_deadline {
+                    self.attempt_failed(IoErrorKind::TimedOut)
+                } else {
+                    Unchanged
+                }
+            }
+            Op::Timeout => match self.total_deadline() {
+                Some(total) if !self.fin && self.now >= total => {
+                    self.finish(CloseReason::LingerTimeout, true)
+                }
+                Some(total)
+                    if self.lingering()
+                        && (self.now >= total || self.now >= self.idle_deadline) =>
+                {
+                    self.finish(CloseReason::LingerTimeout, false)
+                }
+                _ => Unchanged,
+            },
+            _ if !self.connected => Refused,
+            Op::Error(kind) => {
+                self.pending.retain(|a| *a != Action::ShutdownWrite);
+                let kind = IoErrorKind::from(kind);
+                self.finish(CloseReason::from_error(kind), false)
+            }
+            Op::ShutdownSend => {
+                if self.done_sending {
+                    Unchanged
+                } else {
+                    self.done_sending = true;
+                    Answer::Changed
+                }
+            }
+            Op::Close => {
+                if self.close_requested_at.is_some() {
+                    return Unchanged;
+                }
+                self.close_requested_at = Some(self.now);
+                self.done_sending = true;
+                if self.fin {
+                    self.idle_deadline = self.now + LINGER_IDLE;
+                    if self.peer_fin {
+                        return self.finish(CloseReason::Graceful, false);
+                    }
+                }
+                Answer::Changed
+            }
+            Op::Flushed => {
+                if self.done_sending && !self.fin {
+                    self.send_fin()
+                } else {
+                    Unchanged
+                }
+            }
+            Op::EndOfStream => {
+                if self.peer_fin {
+                    return Unchanged;
+                }
+                self.peer_fin = true;
+                if self.lingering_after_fin() {
+                    return self.finish(CloseReason::Graceful, false);
+                }
+                Answer::Changed
+            }
+            Op::Received { len } => {
+                // Nothing can follow the peer's end of stream, and `recv` returning 0 is that end.
+                if self.peer_fin || len == 0 {
+                    Refused
+                } else if self.lingering() {
+                    self.idle_deadline = self.now + LINGER_IDLE;
+                    Answer::Changed
+                } else {
+                    Unchanged
+                }
+            }
+            Op::PollAction | Op::Wait { .. } | Op::Rewind { .. } | Op::ToDeadline { .. } => {
+                unreachable!("not an input")
+            }
+        }
+    }
+
+    /// A close was asked for and our end of stream is out: the peer's end of stream finishes it.
+    fn lingering_after_fin(&self) -> bool {
+        self.close_requested_at.is_some() && self.fin
+    }
+}
