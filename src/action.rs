@@ -90,4 +90,16 @@ mod tests {
         assert_eq!(pending.pop_first(), None);
         assert!(pending.is_empty());
     }
+
+    #[test]
+    fn actions_display_as_the_call_they_stand_for() {
+        use std::string::ToString;
+        assert_eq!(
+            Action::Connect { candidate: 2 }.to_string(),
+            "connect to candidate 2"
+        );
+        assert_eq!(Action::ShutdownWrite.to_string(), "shutdown(Write)");
+        assert_eq!(Action::SetLingerZero.to_string(), "set linger to zero");
+        assert_eq!(Action::Close.to_string(), "close");
+    }
 }

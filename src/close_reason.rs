@@ -52,3 +52,53 @@ impl fmt::Display for CloseReason {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn a_reset_is_the_peers_doing_and_every_other_error_is_an_error() {
+        assert_eq!(
+            CloseReason::from_error(IoErrorKind::Reset),
+            CloseReason::PeerReset
+        );
+        for kind in IoErrorKind::ALL
+            .into_iter()
+            .filter(|k| *k != IoErrorKind::Reset)
+        {
+            assert_eq!(CloseReason::from_error(kind), CloseReason::Error(kind));
+        }
+    }
+
+    #[test]
+    fn only_graceful_is_graceful() {
+        assert!(CloseReason::Graceful.is_graceful());
+        for reason in [
+            CloseReason::PeerReset,
+            CloseReason::LingerTimeout,
+            CloseReason::Aborted,
+            CloseReason::ConnectFailed(IoErrorKind::Refused),
+            CloseReason::Error(IoErrorKind::Other),
+        ] {
+            assert!(!reason.is_graceful(), "{reason}");
+        }
+    }
+
+    #[test]
+    fn reasons_display_for_a_log_line() {
+        assert_eq!(CloseReason::Graceful.to_string(), "graceful");
+        assert_eq!(CloseReason::PeerReset.to_string(), "reset by peer");
+        assert_eq!(CloseReason::LingerTimeout.to_string(), "linger timeout");
+        assert_eq!(CloseReason::Aborted.to_string(), "aborted");
+        assert_eq!(
+            CloseReason::ConnectFailed(IoErrorKind::Refused).to_string(),
+            "connect failed: connection refused"
+        );
+        assert_eq!(
+            CloseReason::Error(IoErrorKind::BrokenPipe).to_string(),
+            "error: broken pipe"
+        );
+    }
+}

@@ -238,4 +238,37 @@ mod tests {
         );
         assert!(Config::new().with_linger(one, one).is_ok());
     }
+
+    #[test]
+    fn config_errors_name_the_setting() {
+        use std::string::ToString;
+        assert_eq!(
+            ConfigError::Zero(Setting::ConnectTimeout).to_string(),
+            "connect timeout must be longer than zero"
+        );
+        assert_eq!(
+            ConfigError::TooLong(Setting::LingerTotal).to_string(),
+            "total linger time must not exceed 4294 s"
+        );
+        assert_eq!(
+            ConfigError::Zero(Setting::LingerIdle).to_string(),
+            "idle linger time must be longer than zero"
+        );
+        assert_eq!(
+            ConfigError::Zero(Setting::BackoffMin).to_string(),
+            "first accept backoff must be longer than zero"
+        );
+        assert_eq!(
+            ConfigError::Zero(Setting::BackoffMax).to_string(),
+            "longest accept backoff must be longer than zero"
+        );
+        assert_eq!(
+            ConfigError::IdleExceedsTotal.to_string(),
+            "idle linger time must not exceed the total linger time"
+        );
+        assert_eq!(
+            ConfigError::BackoffMinExceedsMax.to_string(),
+            "first accept backoff must not exceed the longest"
+        );
+    }
 }

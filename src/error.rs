@@ -67,3 +67,41 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn errors_say_what_was_wrong() {
+        assert_eq!(
+            Error::InvalidTransition {
+                state: State::PeerShut,
+                input: InputKind::Received
+            }
+            .to_string(),
+            "handle_received is not valid in state PeerShut"
+        );
+        assert_eq!(
+            Error::NoCandidates.to_string(),
+            "no candidate address to connect to"
+        );
+        assert_eq!(
+            Error::TooManyCandidates.to_string(),
+            "more than 65535 candidate addresses"
+        );
+        assert_eq!(
+            Error::NotCurrentCandidate {
+                current: 1,
+                reported: 0
+            }
+            .to_string(),
+            "report for candidate 0, but candidate 1 is being tried"
+        );
+        assert_eq!(
+            Error::EmptyReceive.to_string(),
+            "a receive of 0 bytes is the end of stream; report it as such"
+        );
+    }
+}

@@ -43,3 +43,24 @@ impl fmt::Display for IoErrorKind {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn kinds_display_as_the_os_would_word_them() {
+        let words = IoErrorKind::ALL.map(|kind| kind.to_string());
+        assert_eq!(
+            words,
+            [
+                "connection reset",
+                "broken pipe",
+                "timed out",
+                "connection refused",
+                "I/O error"
+            ]
+        );
+    }
+}

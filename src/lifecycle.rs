@@ -236,7 +236,7 @@ impl Lifecycle {
         // The transition works on a copy that replaces `self` only on success, so a refused
         // input cannot leave a half-made change behind.
         let mut next = self.clone();
-        next.now = if now > self.now { now } else { self.now };
+        next.now = self.now.max(now);
         let outcome = next.apply(input)?;
         *self = next;
         Ok(outcome)
@@ -442,13 +442,14 @@ impl Lifecycle {
     }
 
     /// The one door every state change goes through, with what entering a state brings: the
-    /// linger deadlines start when a close is first requested, the idle deadline when lingering
-    /// starts, and `Close` is queued on arrival in `Closed`, which happens once since it is final.
+    /// total linger deadline starts when a close is first requested, the idle deadline when
+    /// lingering starts (only `SendShut` and `ClosingFlushing` lead there), and `Close` is queued
+    /// on arrival in `Closed`, which happens once since it is final.
     fn enter(&mut self, next: State) -> Outcome {
         if next.is_closing() && !self.state.is_closing() {
             self.deadline = self.now.saturating_add(self.config.linger_total());
         }
-        if next == State::Lingering && self.state != State::Lingering {
+        if next == State::Lingering {
             self.idle_deadline = self.now.saturating_add(self.config.linger_idle());
         }
         if next == State::Closed {

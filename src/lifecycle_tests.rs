@@ -362,6 +362,14 @@ mod established {
     }
 
     #[test]
+    fn an_accepted_connection_starts_its_clock_at_the_accept() {
+        let mut conn = Lifecycle::accepted(t(500), config());
+        assert_eq!(conn.now(), t(500));
+        ok(conn.close(t(100))); // earlier than the accept: no time has passed
+        assert_eq!(conn.poll_timeout(), Some(t(1_500)), "C11 violated");
+    }
+
+    #[test]
     fn received_bytes_while_open_change_nothing() {
         let mut conn = reach(State::Established);
         assert_eq!(conn.handle_received(t(11), 512), Ok(Outcome::Unchanged));

@@ -279,7 +279,7 @@ impl Listener {
     /// As the method for the input.
     pub fn handle(&mut self, now: Instant, input: ListenerInput) -> Result<Outcome, ListenerError> {
         let mut next = self.clone();
-        next.now = if now > self.now { now } else { self.now };
+        next.now = self.now.max(now);
         let outcome = next.apply(input)?;
         *self = next;
         Ok(outcome)

@@ -75,13 +75,8 @@ impl ListenerConfig {
     }
 
     /// The pause after `pause`: twice as long, capped at the longest.
-    pub(crate) const fn next_backoff_us(&self, pause_us: u32) -> u32 {
-        let doubled = pause_us.saturating_mul(2);
-        if doubled > self.backoff_max_us {
-            self.backoff_max_us
-        } else {
-            doubled
-        }
+    pub(crate) fn next_backoff_us(&self, pause_us: u32) -> u32 {
+        pause_us.saturating_mul(2).min(self.backoff_max_us)
     }
 
     pub(crate) const fn backoff_min_us(&self) -> u32 {
@@ -92,5 +87,28 @@ impl ListenerConfig {
 impl Default for ListenerConfig {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fixed_backoff_is_allowed_and_stays_fixed() {
+        let pause = Duration::from_millis(50);
+        let config = ListenerConfig::new()
+            .with_accept_backoff(pause, pause)
+            .unwrap();
+        assert_eq!(config.next_backoff_us(config.backoff_min_us()), 50_000);
+    }
+
+    #[test]
+    fn the_backoff_doubles_up_to_the_longest() {
+        let config = ListenerConfig::new();
+        assert_eq!(config.accept_backoff_min(), Duration::from_millis(5));
+        assert_eq!(config.next_backoff_us(5_000), 10_000);
+        assert_eq!(config.next_backoff_us(600_000), 1_000_000);
+        assert_eq!(config.next_backoff_us(u32::MAX), 1_000_000);
     }
 }

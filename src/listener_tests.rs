@@ -383,4 +383,68 @@ mod whole_listener {
         ok(listener.handle_accept_failed(t(50), IoErrorKind::Other));
         assert_eq!(listener.poll_timeout(), Some(t(105)), "C11 violated");
     }
+
+    #[test]
+    fn pending_actions_are_reported_until_polled() {
+        let mut listener = listening_with(0);
+        assert!(!listener.has_pending_actions());
+        ok(listener.stop(t(1)));
+        assert!(listener.has_pending_actions());
+        actions(&mut listener);
+        assert!(!listener.has_pending_actions());
+    }
+
+    #[test]
+    fn states_inputs_and_errors_display_by_name() {
+        use std::string::ToString;
+        let names = ListenerState::ALL.map(|state| state.to_string());
+        assert_eq!(
+            names,
+            [
+                "Listening",
+                "Paused",
+                "Stopped",
+                "Draining",
+                "Aborting",
+                "Drained"
+            ]
+        );
+        let inputs = every_input()
+            .iter()
+            .map(ListenerInput::name)
+            .collect::<Vec<_>>();
+        assert_eq!(
+            inputs,
+            [
+                "handle_accepted",
+                "handle_connection_closed",
+                "stop",
+                "drain",
+                "drain",
+                "drain",
+                "handle_timeout",
+                "handle_accept_failed",
+                "handle_accept_failed",
+                "handle_accept_failed",
+                "handle_accept_failed",
+                "handle_accept_failed",
+            ]
+        );
+        assert_eq!(
+            ListenerError::InvalidTransition {
+                state: ListenerState::Stopped,
+                input: ListenerInput::Accepted
+            }
+            .to_string(),
+            "handle_accepted is not valid in listener state Stopped"
+        );
+        assert_eq!(
+            ListenerError::NoOpenConnection.to_string(),
+            "a connection closed that was never open"
+        );
+        assert_eq!(
+            ListenerError::TooManyConnections.to_string(),
+            "more than u32::MAX open connections"
+        );
+    }
 }
