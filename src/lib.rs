@@ -47,6 +47,8 @@ pub use time::Instant;
 #[cfg(feature = "std")]
 mod close_guard;
 #[cfg(feature = "std")]
+mod drain_tracker;
+#[cfg(feature = "std")]
 mod std_clock;
 #[cfg(feature = "std")]
 mod std_io;
@@ -56,5 +58,7 @@ mod sync;
 
 #[cfg(feature = "std")]
 pub use close_guard::{Call, CloseRequest, Half, Side};
+#[cfg(feature = "std")]
+pub use drain_tracker::{DrainOutcome, DrainTracker, Registration};
 #[cfg(feature = "std")]
 pub use std_clock::StdClock;

@@ -5,12 +5,12 @@
 
 #[cfg(not(lifecycle_loom))]
 pub(crate) use std::sync::{
-    Arc,
+    Arc, Condvar, Mutex, MutexGuard,
     atomic::{AtomicUsize, Ordering},
 };
 
 #[cfg(lifecycle_loom)]
 pub(crate) use loom::sync::{
-    Arc,
+    Arc, Condvar, Mutex, MutexGuard,
     atomic::{AtomicUsize, Ordering},
 };
