@@ -84,6 +84,17 @@ struct Shared<T> {
 /// A half dropped without a close request only says it is done with its direction: the other
 /// half keeps working (after the peer's end of stream, the write half may still send).
 ///
+/// That the close never comes while a call is in flight is the compiler's check, not a runtime
+/// one: a half cannot be dropped while its [`Call`] lives.
+///
+/// ```compile_fail,E0505
+/// let (mut read, write) = socket_lifecycle::Half::split(());
+/// let call = read.enter();
+/// drop(read); // error: `read` is borrowed by its call
+/// drop(write); // if this compiled, it would be the close, with the call in flight
+/// drop(call);
+/// ```
+///
 /// # Example
 ///
 /// A reader blocked in `read` on a silent peer, and a writer that decides to close:
