@@ -7,7 +7,9 @@
 //! ```
 //!
 //! (`CARGO_TARGET_DIR=target/loom` keeps that build apart from the normal one.) Each model
-//! prints how many executions it explored. A lost wake-up shows as loom's deadlock report.
+//! prints how many executions it explored. A lost wake-up shows as loom's deadlock report
+//! (`deadlock; threads = [...]`), named after the model's thread; loom cannot unwind the blocked
+//! threads, so that report aborts the test binary: run one model by name to see the rest.
 #![cfg(lifecycle_loom)]
 
 use std::sync::atomic::AtomicUsize as StdAtomicUsize;
@@ -19,9 +21,11 @@ use loom::thread;
 use socket_lifecycle::{DrainOutcome, DrainTracker, Half};
 
 /// The largest preemption bound for which this whole suite finishes in under 5 minutes in
-/// release mode on the project's 2-core machine (measured: see `check`'s output). Unbounded, the
-/// T2 models do not finish in that time. `LOOM_MAX_PREEMPTIONS` still overrides it.
-const PREEMPTION_BOUND: usize = 3;
+/// release mode on the project's 2-core machine: 6 took 218 s, nearly all of it in
+/// `t2_the_deadline_races_registrations_and_releases` (3.55 million executions); 5 took 43 s, and
+/// each step up costs that model five to seven times more, so 7 would take about 20 minutes.
+/// `LOOM_MAX_PREEMPTIONS` still overrides it, for a quicker or a longer run.
+const PREEMPTION_BOUND: usize = 6;
 
 /// Runs `model` in every interleaving up to the bound, and prints how many there were.
 fn check(name: &str, model: impl Fn() + Sync + Send + 'static) {
@@ -313,26 +317,27 @@ fn t2_drained_only_after_the_last_release() {
     });
 }
 
-/// Two registered connections release while a timer fires the deadline. The wait ends drained
-/// only once both are releasing, or expired only after the deadline fired, with a count that
-/// covers every connection not yet releasing.
+/// Two connections register and release on their threads while a timer fires the deadline and
+/// the waiter starts the drain. The wait ends drained only once every registered connection is
+/// releasing, or expired only after the deadline fired, with a count that covers every
+/// connection still registered.
 #[test]
-fn t2_the_deadline_races_the_last_release() {
-    check("t2_the_deadline_races_the_last_release", || {
+fn t2_the_deadline_races_registrations_and_releases() {
+    check("t2_the_deadline_races_registrations_and_releases", || {
         let tracker = DrainTracker::new();
         let expired = Arc::new(AtomicBool::new(false));
-        let phases: Vec<_> = (0..2)
-            .map(|_| Arc::new(AtomicUsize::new(REGISTERED)))
-            .collect();
+        let phases: Vec<_> = (0..2).map(|_| Arc::new(AtomicUsize::new(IDLE))).collect();
 
         let connections: Vec<_> = phases
             .iter()
             .map(|phase| {
-                let registration = tracker.register().expect("not draining yet");
-                let phase = Arc::clone(phase);
+                let (tracker, phase) = (tracker.clone(), Arc::clone(phase));
                 thread::spawn(move || {
-                    phase.store(RELEASING, SeqCst);
-                    drop(registration);
+                    if let Some(registration) = tracker.register() {
+                        phase.store(REGISTERED, SeqCst);
+                        phase.store(RELEASING, SeqCst);
+                        drop(registration);
+                    }
                 })
             })
             .collect();
@@ -370,6 +375,52 @@ fn t2_the_deadline_races_the_last_release() {
             connection.join().unwrap();
         }
         timer.join().unwrap();
+        assert_eq!(tracker.open(), 0, "T2 violated: the count is off");
+    });
+}
+
+/// A straggler that outlives the drain, one connection that releases, and the timer: only the
+/// deadline can end this wait, so `expire` must wake the waiter, with the straggler counted.
+#[test]
+fn t2_the_deadline_wakes_the_waiter_despite_a_straggler() {
+    check("t2_the_deadline_wakes_the_waiter", || {
+        let tracker = DrainTracker::new();
+        let expired = Arc::new(AtomicBool::new(false));
+        let straggler = tracker.register().expect("not draining yet");
+        let leaving = tracker.register().expect("not draining yet");
+        let releasing = Arc::new(AtomicBool::new(false));
+
+        let connection = {
+            let releasing = Arc::clone(&releasing);
+            thread::spawn(move || {
+                releasing.store(true, SeqCst);
+                drop(leaving);
+            })
+        };
+        let timer = {
+            let (tracker, expired) = (tracker.clone(), Arc::clone(&expired));
+            thread::spawn(move || {
+                expired.store(true, SeqCst);
+                tracker.expire();
+            })
+        };
+
+        let outcome = tracker.wait();
+        let DrainOutcome::Expired { open } = outcome else {
+            panic!("T2 violated: drained while a connection was still registered");
+        };
+        assert!(
+            expired.load(SeqCst),
+            "T2 violated: expired before the deadline fired"
+        );
+        assert!(
+            open == 2 || (open == 1 && releasing.load(SeqCst)),
+            "T2 violated: expired with {open} open"
+        );
+        drop(straggler);
+        for thread in [connection, timer] {
+            thread.join().unwrap();
+        }
         assert_eq!(tracker.open(), 0, "T2 violated: the count is off");
     });
 }
