@@ -21,7 +21,7 @@ use loom::thread;
 use socket_lifecycle::{DrainOutcome, DrainTracker, Half};
 
 /// The largest preemption bound for which this whole suite finishes in under 5 minutes in
-/// release mode on the project's 2-core machine: 6 took 218 s, nearly all of it in
+/// release mode on the project's 2-core machine: 6 took 203 to 218 s, nearly all of it in
 /// `t2_the_deadline_races_registrations_and_releases` (3.55 million executions); 5 took 43 s, and
 /// each step up costs that model five to seven times more, so 7 would take about 20 minutes.
 /// `LOOM_MAX_PREEMPTIONS` still overrides it, for a quicker or a longer run.
