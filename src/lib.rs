@@ -45,9 +45,20 @@ pub use time::Instant;
 
 // Helpers for adapters on the standard library. The core above never uses them.
 #[cfg(feature = "std")]
+mod close_guard;
+#[cfg(feature = "std")]
+mod drain_tracker;
+#[cfg(feature = "std")]
 mod std_clock;
 #[cfg(feature = "std")]
 mod std_io;
+// std's primitives, or loom's under `--cfg lifecycle_loom`, for the pieces threads share.
+#[cfg(feature = "std")]
+mod sync;
 
+#[cfg(feature = "std")]
+pub use close_guard::{Call, CloseRequest, Half, Side};
+#[cfg(feature = "std")]
+pub use drain_tracker::{DrainOutcome, DrainTracker, Registration};
 #[cfg(feature = "std")]
 pub use std_clock::StdClock;
