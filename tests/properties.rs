@@ -11,38 +11,46 @@ mod reference;
 
 use std::time::Duration;
 
-use proofs::{ConnectionHarness, ConnectionOp, Kind, ListenerHarness, ListenerOp};
+use proofs::{ClockMove, ConnectionHarness, ConnectionOp, Kind, ListenerHarness, ListenerOp};
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
 use reference::connection::{Answer, CONNECT_TIMEOUT, ConnectionModel, LINGER_IDLE, LINGER_TOTAL};
 use reference::listener::{BACKOFF_MAX, BACKOFF_MIN, ListenerModel};
-use socket_lifecycle::{Config, Error, ListenerConfig, ListenerError, Outcome};
+use socket_lifecycle::{Config, ListenerConfig, Outcome};
 
 fn kind() -> impl Strategy<Value = Kind> {
     prop::sample::select(Kind::ALL.to_vec())
 }
 
 /// Clock moves: small and large steps forward, jumps around the next deadline, steps back.
-fn time_op<T: Clone + std::fmt::Debug + 'static>(
-    wait: fn(u32) -> T,
-    rewind: fn(u32) -> T,
-    to_deadline: fn(i8) -> T,
-) -> BoxedStrategy<T> {
+fn clock_move() -> impl Strategy<Value = ClockMove> {
     prop_oneof![
-        3 => (0u32..=60).prop_map(wait),
-        1 => (0u32..=400).prop_map(wait),
-        3 => (-1i8..=1).prop_map(to_deadline),
-        1 => (1u32..=50).prop_map(rewind),
+        3 => (0u32..=60).prop_map(ClockMove::Wait),
+        1 => (0u32..=400).prop_map(ClockMove::Wait),
+        3 => (-1i8..=1).prop_map(ClockMove::ToDeadline),
+        1 => (1u32..=50).prop_map(ClockMove::Rewind),
     ]
-    .boxed()
 }
 
-fn answer_of<E>(result: &Result<Outcome, E>) -> Answer {
-    match result {
-        Ok(Outcome::Changed) => Answer::Changed,
-        Ok(Outcome::Unchanged) => Answer::Unchanged,
-        Err(_) => Answer::Refused,
+/// Fails unless the core answered `op` as the model expects (refused, changed or unchanged).
+fn check_answer<E: std::fmt::Debug>(
+    op: impl std::fmt::Debug,
+    result: Option<&Result<Outcome, E>>,
+    expected: Option<Answer>,
+) {
+    if let (Some(result), Some(expected)) = (result, expected) {
+        let answer = match result {
+            Ok(Outcome::Changed) => Answer::Changed,
+            Ok(Outcome::Unchanged) => Answer::Unchanged,
+            Err(_) => Answer::Refused,
+        };
+        agree(
+            "C9",
+            &format!("the answer to {op:?} ({result:?})"),
+            answer,
+            expected,
+        );
     }
 }
 
@@ -83,11 +91,7 @@ impl ReferenceStateMachine for ConnectionReference {
             1 => kind().prop_map(Op::Error),
             3 => Just(Op::Timeout),
             6 => Just(Op::PollAction),
-            5 => time_op(
-                |micros| Op::Wait { micros },
-                |micros| Op::Rewind { micros },
-                |offset| Op::ToDeadline { offset },
-            ),
+            5 => clock_move().prop_map(Op::from),
         ]
         .boxed()
     }
@@ -128,14 +132,7 @@ impl StateMachineTest for ConnectionUnderTest {
         let step = harness
             .step(op)
             .unwrap_or_else(|violation| panic!("{violation} (after {op:?})"));
-        if let (Some(result), Some(expected)) = (&step.result, model.answer) {
-            agree::<Answer>(
-                "C9",
-                &format!("the answer to {op:?} ({result:?})"),
-                answer_of::<Error>(result),
-                expected,
-            );
-        }
+        check_answer(op, step.result.as_ref(), model.answer);
         if op == ConnectionOp::PollAction {
             agree("C1", "the action handed out", step.action, model.polled);
         }
@@ -193,11 +190,7 @@ impl ReferenceStateMachine for ListenerReference {
             1 => (0u32..=150).prop_map(|micros| Op::Drain { micros }),
             3 => Just(Op::Timeout),
             4 => Just(Op::PollAction),
-            4 => time_op(
-                |micros| Op::Wait { micros },
-                |micros| Op::Rewind { micros },
-                |offset| Op::ToDeadline { offset },
-            ),
+            4 => clock_move().prop_map(Op::from),
         ]
         .boxed()
     }
@@ -231,14 +224,7 @@ impl StateMachineTest for ListenerUnderTest {
         let step = harness
             .step(op)
             .unwrap_or_else(|violation| panic!("{violation} (after {op:?})"));
-        if let (Some(result), Some(expected)) = (&step.result, model.answer) {
-            agree::<Answer>(
-                "C9",
-                &format!("the answer to {op:?} ({result:?})"),
-                answer_of::<ListenerError>(result),
-                expected,
-            );
-        }
+        check_answer(op, step.result.as_ref(), model.answer);
         if op == ListenerOp::PollAction {
             agree("L2", "the action handed out", step.action, model.polled);
         }

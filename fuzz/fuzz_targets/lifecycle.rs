@@ -2,9 +2,9 @@
 //! under the rule monitors of `proofs`.
 //!
 //! The target panics only when a rule of the contract breaks: a step the monitor rejects
-//! (C1-C10, C12, L1-L3), a close that time alone does not bring about (C8), or two replays of
-//! the same input that differ (C11). Everything else, misuse included, is an answer the core
-//! is allowed to give.
+//! (C1-C10, C12, L1-L3), a close that time alone does not bring about (C8), a drain that does
+//! not end (L3), or two replays of the same input that differ (C11). Everything else, misuse
+//! included, is an answer the core is allowed to give.
 
 #![no_main]
 
@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use proofs::{ConnectionHarness, ConnectionOp, ListenerHarness, ListenerOp, Violation};
+use proofs::{
+    ConnectionHarness, ConnectionOp, ListenerHarness, ListenerOp, Violation, replay_twice,
+};
 use socket_lifecycle::{Config, ListenerConfig, Outcome, State};
 
 /// At most this many operations per run, so that a run stays short and execs/s high.
@@ -82,45 +84,24 @@ impl Case {
 
 fuzz_target!(|case: Case| {
     let result = match &case.script {
-        Script::Client(ops) => replay_connection(|| ConnectionHarness::client(case.config()), ops),
+        Script::Client(ops) => replay_connection(&ConnectionHarness::client(case.config()), ops),
         Script::Accepted(ops) => {
-            replay_connection(|| ConnectionHarness::accepted(case.config()), ops)
+            replay_connection(&ConnectionHarness::accepted(case.config()), ops)
         }
-        Script::Listener(ops) => replay_listener(ListenerHarness::new(case.listener_config()), ops),
+        Script::Listener(ops) => {
+            replay_listener(&ListenerHarness::new(case.listener_config()), ops)
+        }
     };
     if let Err(violation) = result {
         panic!("{violation}");
     }
 });
 
-/// Replays `ops` twice on fresh connections, checking every step, that both runs agree (C11),
-/// and that time alone closes the connection once a close is asked for or under way (C8).
-fn replay_connection(
-    fresh: impl Fn() -> ConnectionHarness,
-    ops: &[ConnectionOp],
-) -> Result<(), Violation> {
-    let mut first = fresh();
-    let steps = ops
-        .iter()
-        .map(|&op| first.step(op))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut second = fresh();
-    for (i, (&op, step)) in ops.iter().zip(&steps).enumerate() {
-        let again = second.step(op)?;
-        if again != *step {
-            return Err(Violation::new(
-                "C11",
-                format!("operation {i} ({op:?}) gave {step:?}, then {again:?}"),
-            ));
-        }
-    }
-    if second != first {
-        return Err(Violation::new(
-            "C11",
-            "two replays ended in different states",
-        ));
-    }
-
+/// Replays `ops` twice, checking every step and that both runs agree (C11); then checks that a
+/// close from where they ended leads to `Close`, and that time alone closes the connection if a
+/// close was under way (C8).
+fn replay_connection(fresh: &ConnectionHarness, ops: &[ConnectionOp]) -> Result<(), Violation> {
+    let (last, steps) = replay_twice(fresh, ops)?;
     // Each candidate may take one round of its own before the last attempt times out.
     let candidates = ops
         .iter()
@@ -132,68 +113,17 @@ fn replay_connection(
             _ => None,
         })
         .unwrap_or(0);
-    let rounds = ROUNDS.saturating_add(candidates);
-    let state = first.conn().state();
-    let mut closing = first.clone();
-    closing.step(ConnectionOp::Close)?;
-    if !run_out_the_clock(&mut closing, ROUNDS)? {
-        return Err(Violation::new(
-            "C8",
-            format!("no Close after a close from {state}"),
-        ));
-    }
-    let under_way = first.monitor().close_requested()
-        || first.conn().poll_timeout().is_some()
-        || first.conn().is_closed();
-    let too_slow = state == State::Connecting && candidates > MAX_TIMED_CANDIDATES;
-    if under_way && !too_slow && !run_out_the_clock(&mut first, rounds)? {
-        return Err(Violation::new(
-            "C8",
-            format!("time alone did not close {state}"),
-        ));
+    last.check_close_is_reachable(ROUNDS)?;
+    let too_slow = last.conn().state() == State::Connecting && candidates > MAX_TIMED_CANDIDATES;
+    if !too_slow {
+        last.check_time_alone_closes(ROUNDS.saturating_add(candidates))?;
     }
     Ok(())
 }
 
-/// Performs every action, jumps to the next deadline and fires it, until `Close` is out.
-fn run_out_the_clock(harness: &mut ConnectionHarness, rounds: usize) -> Result<bool, Violation> {
-    for _ in 0..rounds {
-        harness.poll_all()?;
-        if harness.monitor().closed() {
-            return Ok(true);
-        }
-        harness.step(ConnectionOp::ToDeadline { offset: 0 })?;
-        harness.step(ConnectionOp::Timeout)?;
-    }
-    Ok(false)
-}
-
-/// Replays `ops` twice on fresh listeners, checking every step and that both runs agree (C11),
-/// then hands out and checks whatever actions are left.
-fn replay_listener(fresh: ListenerHarness, ops: &[ListenerOp]) -> Result<(), Violation> {
-    let mut first = fresh.clone();
-    let steps = ops
-        .iter()
-        .map(|&op| first.step(op))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut second = fresh;
-    for (i, (&op, step)) in ops.iter().zip(&steps).enumerate() {
-        let again = second.step(op)?;
-        if again != *step {
-            return Err(Violation::new(
-                "C11",
-                format!("operation {i} ({op:?}) gave {step:?}, then {again:?}"),
-            ));
-        }
-    }
-    if second != first {
-        return Err(Violation::new(
-            "C11",
-            "two replays ended in different states",
-        ));
-    }
-    while first.listener().has_pending_actions() {
-        first.step(ListenerOp::PollAction)?;
-    }
-    Ok(())
+/// Replays `ops` twice, checking every step and that both runs agree (C11); then checks that a
+/// drain from where they ended ends (L3).
+fn replay_listener(fresh: &ListenerHarness, ops: &[ListenerOp]) -> Result<(), Violation> {
+    let (last, _) = replay_twice(fresh, ops)?;
+    last.check_drain_ends(ROUNDS)
 }

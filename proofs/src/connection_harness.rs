@@ -1,10 +1,8 @@
 //! Replays [`ConnectionOp`]s against a [`Lifecycle`] under a [`ConnectionMonitor`].
 
-use std::time::Duration;
-
 use socket_lifecycle::{Action, Config, Error, InputKind, Instant, Lifecycle, Outcome, State};
 
-use crate::{ConnectionMonitor, ConnectionOp, Violation};
+use crate::{ConnectionMonitor, ConnectionOp, Harness, Violation};
 
 /// What one operation did, as an observer sees it: two runs of the same operations must give
 /// the same steps (C11).
@@ -59,37 +57,20 @@ impl ConnectionHarness {
         let from = self.conn.state();
         let mut result = None;
         let mut action = None;
-        match op {
-            ConnectionOp::PollAction => {
-                action = self.conn.poll_action();
-                if let Some(action) = action {
-                    self.monitor.on_action(&self.conn, action)?;
-                }
+        if op == ConnectionOp::PollAction {
+            action = self.conn.poll_action();
+            if let Some(action) = action {
+                self.monitor.on_action(&self.conn, action)?;
             }
-            ConnectionOp::Wait { micros } => {
-                self.clock = self
-                    .clock
-                    .saturating_add(Duration::from_micros(micros.into()));
-            }
-            ConnectionOp::Rewind { micros } => {
-                self.clock =
-                    Instant::from_micros(self.clock.as_micros().saturating_sub(micros.into()));
-            }
-            ConnectionOp::ToDeadline { offset } => {
-                if let Some(deadline) = self.conn.poll_timeout() {
-                    let micros = deadline.as_micros().saturating_add_signed(offset.into());
-                    self.clock = Instant::from_micros(micros);
-                }
-            }
-            _ => {
-                if let Some(input) = op.input() {
-                    let before = self.conn.clone();
-                    let outcome = self.conn.handle(self.clock, input);
-                    self.monitor
-                        .on_input(&before, &self.conn, self.clock, input, outcome)?;
-                    result = Some(outcome);
-                }
-            }
+        } else if let Some(clock) = op.clock_move() {
+            let deadline = self.conn.poll_timeout().map(Instant::as_micros);
+            self.clock = Instant::from_micros(clock.moved(self.clock.as_micros(), deadline));
+        } else if let Some(input) = op.input() {
+            let before = self.conn.clone();
+            let outcome = self.conn.handle(self.clock, input);
+            self.monitor
+                .on_input(&before, &self.conn, self.clock, input, outcome)?;
+            result = Some(outcome);
         }
         self.monitor.on_state(&self.conn)?;
         Ok(ConnectionStep {
@@ -113,6 +94,60 @@ impl ConnectionHarness {
         Ok(())
     }
 
+    /// Lets time alone act for at most `rounds` rounds of "perform every action, jump to the
+    /// next deadline, fire it", stopping once `Close` is out. Whether it came out.
+    ///
+    /// # Errors
+    /// The first rule a step broke.
+    pub fn run_out_the_clock(&mut self, rounds: usize) -> Result<bool, Violation> {
+        for _ in 0..rounds {
+            self.poll_all()?;
+            if self.monitor.closed() {
+                return Ok(true);
+            }
+            self.step(ConnectionOp::ToDeadline { offset: 0 })?;
+            self.step(ConnectionOp::Timeout)?;
+        }
+        Ok(false)
+    }
+
+    /// C8 from here: a close now leads to `Close` by time alone within `rounds` rounds (see
+    /// [`run_out_the_clock`](Self::run_out_the_clock)).
+    ///
+    /// # Errors
+    /// A C8 violation, or the first rule a step broke on the way.
+    pub fn check_close_is_reachable(&self, rounds: usize) -> Result<(), Violation> {
+        let mut closing = self.clone();
+        closing.step(ConnectionOp::Close)?;
+        if closing.run_out_the_clock(rounds)? {
+            Ok(())
+        } else {
+            Err(Violation::new(
+                "C8",
+                format!("no Close after a close from {}", self.conn.state()),
+            ))
+        }
+    }
+
+    /// C8 from here: if a close is under way (asked for, or a connect or a close running its
+    /// deadlines), time alone brings `Close` within `rounds` rounds, with no further input.
+    ///
+    /// # Errors
+    /// A C8 violation, or the first rule a step broke on the way.
+    pub fn check_time_alone_closes(&self, rounds: usize) -> Result<(), Violation> {
+        let under_way = self.monitor.close_requested()
+            || self.conn.poll_timeout().is_some()
+            || self.conn.is_closed();
+        if !under_way || self.clone().run_out_the_clock(rounds)? {
+            Ok(())
+        } else {
+            Err(Violation::new(
+                "C8",
+                format!("time alone did not close {}", self.conn.state()),
+            ))
+        }
+    }
+
     /// The connection under test.
     pub fn conn(&self) -> &Lifecycle {
         &self.conn
@@ -126,5 +161,14 @@ impl ConnectionHarness {
     /// The time the next input is given at.
     pub fn clock(&self) -> Instant {
         self.clock
+    }
+}
+
+impl Harness for ConnectionHarness {
+    type Op = ConnectionOp;
+    type Step = ConnectionStep;
+
+    fn step(&mut self, op: ConnectionOp) -> Result<ConnectionStep, Violation> {
+        ConnectionHarness::step(self, op)
     }
 }

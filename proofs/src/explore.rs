@@ -17,7 +17,8 @@ use std::time::Duration;
 use socket_lifecycle::{Config, ListenerConfig};
 
 use crate::{
-    ConnectionHarness, ConnectionOp, Kind, ListenerHarness, ListenerOp, StateGraph, Violation,
+    ClockMove, ConnectionHarness, ConnectionOp, Kind, ListenerHarness, ListenerOp, StateGraph,
+    Violation,
 };
 
 /// What a walk covered.
@@ -98,17 +99,12 @@ fn connection_ops(node: &ConnectionHarness) -> Vec<ConnectionOp> {
         ops.push(Op::ConnectFailed { candidate: 1, kind });
     }
     ops.extend(
-        time_ops(
+        clock_moves(
             node.clock().as_micros(),
             node.conn().now().as_micros(),
             node.conn().poll_timeout().is_some(),
         )
-        .into_iter()
-        .map(|op| match op {
-            TimeOp::Rewind => Op::Rewind { micros: 1 },
-            TimeOp::CatchUp => Op::Wait { micros: 1 },
-            TimeOp::ToDeadline(offset) => Op::ToDeadline { offset },
-        }),
+        .map(Op::from),
     );
     ops
 }
@@ -127,28 +123,14 @@ fn listener_ops(node: &ListenerHarness) -> Vec<ListenerOp> {
     ];
     ops.extend(Kind::ALL.map(Op::AcceptFailed));
     ops.extend(
-        time_ops(
+        clock_moves(
             node.clock().as_micros(),
             node.listener().now().as_micros(),
             node.listener().poll_timeout().is_some(),
         )
-        .into_iter()
-        .map(|op| match op {
-            TimeOp::Rewind => Op::Rewind { micros: 1 },
-            TimeOp::CatchUp => Op::Wait { micros: 1 },
-            TimeOp::ToDeadline(offset) => Op::ToDeadline { offset },
-        }),
+        .map(Op::from),
     );
     ops
-}
-
-/// Moves of the clock that keep the walk finite: back by one only from the machine's own time,
-/// forward by one only to catch up with it, and jumps to the next deadline.
-#[derive(Clone, Copy)]
-enum TimeOp {
-    Rewind,
-    CatchUp,
-    ToDeadline(i8),
 }
 
 /// Past this time the walk stops moving the clock. A listener can pause and resume accepting for
@@ -156,21 +138,22 @@ enum TimeOp {
 /// backoff and deadline while keeping the set of states finite. A connection never gets near it.
 pub const HORIZON_MICROS: u64 = 40;
 
-fn time_ops(clock: u64, machine_now: u64, deadline_runs: bool) -> Vec<TimeOp> {
-    let mut ops = Vec::new();
-    if machine_now.max(clock) > HORIZON_MICROS {
-        return ops;
-    }
-    if clock == machine_now && clock > 0 {
-        ops.push(TimeOp::Rewind);
-    }
-    if clock < machine_now {
-        ops.push(TimeOp::CatchUp);
-    }
-    if deadline_runs {
-        ops.extend([-1, 0, 1].map(TimeOp::ToDeadline));
-    }
-    ops
+/// Moves of the clock that keep the walk finite: back by one only from the machine's own time,
+/// forward by one only to catch up with it, and jumps to one before, at and one after the next
+/// deadline.
+fn clock_moves(
+    clock: u64,
+    machine_now: u64,
+    deadline_runs: bool,
+) -> impl Iterator<Item = ClockMove> {
+    let within = machine_now.max(clock) <= HORIZON_MICROS;
+    let rewind = (within && clock == machine_now && clock > 0).then_some(ClockMove::Rewind(1));
+    let catch_up = (within && clock < machine_now).then_some(ClockMove::Wait(1));
+    let jumps = (within && deadline_runs)
+        .then_some([-1, 0, 1].map(ClockMove::ToDeadline))
+        .into_iter()
+        .flatten();
+    rewind.into_iter().chain(catch_up).chain(jumps)
 }
 
 /// A breadth-first walk from `roots`; `visit` checks one node's liveness.
@@ -255,20 +238,6 @@ where
 /// than the number of deadlines any connection can run through.
 const ROUNDS: usize = 16;
 
-/// Lets time alone act: performs every action, jumps to the next deadline and fires it, until
-/// the connection is closed and its `Close` handed out.
-fn run_out_the_clock(node: &mut ConnectionHarness) -> Result<bool, Violation> {
-    for _ in 0..ROUNDS {
-        node.poll_all()?;
-        if node.monitor().closed() {
-            return Ok(true);
-        }
-        node.step(ConnectionOp::ToDeadline { offset: 0 })?;
-        node.step(ConnectionOp::Timeout)?;
-    }
-    Ok(false)
-}
-
 /// Walks every reachable state of a client and a server connection.
 ///
 /// Liveness, from every node: a close leads to `Close` by time alone (C8: `Close` is reachable
@@ -294,23 +263,8 @@ pub fn connections() -> Result<Exploration, Counterexample<ConnectionOp>> {
             }
         },
         |node| {
-            let mut closing = node.clone();
-            closing.step(ConnectionOp::Close)?;
-            if !run_out_the_clock(&mut closing)? {
-                return Err(Violation::new(
-                    "C8",
-                    format!("no Close after a close from {}", node.conn().state()),
-                ));
-            }
-            let under_way = node.monitor().close_requested()
-                || node.conn().poll_timeout().is_some()
-                || node.conn().is_closed();
-            if under_way && !run_out_the_clock(&mut node.clone())? {
-                return Err(Violation::new(
-                    "C8",
-                    format!("time alone did not close {}", node.conn().state()),
-                ));
-            }
+            node.check_close_is_reachable(ROUNDS)?;
+            node.check_time_alone_closes(ROUNDS)?;
             Ok(true)
         },
     )?;
@@ -346,27 +300,8 @@ pub fn listeners() -> Result<Exploration, Counterexample<ListenerOp>> {
             }
         },
         |node| {
-            let mut draining = node.clone();
-            draining.step(ListenerOp::Drain { micros: 4 })?;
-            for _ in 0..ROUNDS {
-                while draining.listener().has_pending_actions() {
-                    draining.step(ListenerOp::PollAction)?;
-                }
-                if draining.listener().is_drained() {
-                    return Ok(true);
-                }
-                if draining.listener().state() == socket_lifecycle::ListenerState::Aborting {
-                    // The adapter aborts each remaining connection; each reports its close.
-                    draining.step(ListenerOp::ConnectionClosed)?;
-                } else {
-                    draining.step(ListenerOp::ToDeadline { offset: 0 })?;
-                    draining.step(ListenerOp::Timeout)?;
-                }
-            }
-            Err(Violation::new(
-                "L3",
-                format!("a drain from {} never ended", node.listener().state()),
-            ))
+            node.check_drain_ends(ROUNDS)?;
+            Ok(true)
         },
     )?;
     for state in socket_lifecycle::ListenerState::ALL {

@@ -1,13 +1,11 @@
 //! Replays [`ListenerOp`]s against a [`Listener`] under a [`ListenerMonitor`].
 
-use std::time::Duration;
-
 use socket_lifecycle::{
     Instant, Listener, ListenerAction, ListenerConfig, ListenerError, ListenerInput, ListenerState,
     Outcome,
 };
 
-use crate::{ListenerMonitor, ListenerOp, Violation};
+use crate::{Harness, ListenerMonitor, ListenerOp, Violation};
 
 /// What one operation did, as an observer sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -52,37 +50,20 @@ impl ListenerHarness {
         let from = self.listener.state();
         let mut result = None;
         let mut action = None;
-        match op {
-            ListenerOp::PollAction => {
-                action = self.listener.poll_action();
-                if let Some(action) = action {
-                    self.monitor.on_action(&self.listener, action)?;
-                }
+        if op == ListenerOp::PollAction {
+            action = self.listener.poll_action();
+            if let Some(action) = action {
+                self.monitor.on_action(&self.listener, action)?;
             }
-            ListenerOp::Wait { micros } => {
-                self.clock = self
-                    .clock
-                    .saturating_add(Duration::from_micros(micros.into()));
-            }
-            ListenerOp::Rewind { micros } => {
-                self.clock =
-                    Instant::from_micros(self.clock.as_micros().saturating_sub(micros.into()));
-            }
-            ListenerOp::ToDeadline { offset } => {
-                if let Some(deadline) = self.listener.poll_timeout() {
-                    let micros = deadline.as_micros().saturating_add_signed(offset.into());
-                    self.clock = Instant::from_micros(micros);
-                }
-            }
-            _ => {
-                if let Some(input) = op.input() {
-                    let before = self.listener.clone();
-                    let outcome = self.listener.handle(self.clock, input);
-                    self.monitor
-                        .on_input(&before, &self.listener, self.clock, input, outcome)?;
-                    result = Some(outcome);
-                }
-            }
+        } else if let Some(clock) = op.clock_move() {
+            let deadline = self.listener.poll_timeout().map(Instant::as_micros);
+            self.clock = Instant::from_micros(clock.moved(self.clock.as_micros(), deadline));
+        } else if let Some(input) = op.input() {
+            let before = self.listener.clone();
+            let outcome = self.listener.handle(self.clock, input);
+            self.monitor
+                .on_input(&before, &self.listener, self.clock, input, outcome)?;
+            result = Some(outcome);
         }
         self.monitor.on_state(&self.listener)?;
         Ok(ListenerStep {
@@ -95,6 +76,38 @@ impl ListenerHarness {
         })
     }
 
+    /// L3 from here: a drain (of 4 microseconds) ends with the listener drained within `rounds`
+    /// rounds of "perform every action; if told to abort, report every connection closed; else
+    /// jump to the next deadline and fire it".
+    ///
+    /// # Errors
+    /// An L3 violation, or the first rule a step broke on the way.
+    pub fn check_drain_ends(&self, rounds: usize) -> Result<(), Violation> {
+        let mut draining = self.clone();
+        draining.step(ListenerOp::Drain { micros: 4 })?;
+        for _ in 0..rounds {
+            while draining.listener.has_pending_actions() {
+                draining.step(ListenerOp::PollAction)?;
+            }
+            if draining.listener.is_drained() {
+                return Ok(());
+            }
+            if draining.listener.state() == ListenerState::Aborting {
+                // The adapter aborts each remaining connection; each reports its close.
+                for _ in 0..draining.listener.open_connections() {
+                    draining.step(ListenerOp::ConnectionClosed)?;
+                }
+            } else {
+                draining.step(ListenerOp::ToDeadline { offset: 0 })?;
+                draining.step(ListenerOp::Timeout)?;
+            }
+        }
+        Err(Violation::new(
+            "L3",
+            format!("a drain from {} never ended", self.listener.state()),
+        ))
+    }
+
     /// The listener under test.
     pub fn listener(&self) -> &Listener {
         &self.listener
@@ -103,5 +116,14 @@ impl ListenerHarness {
     /// The time the next input is given at.
     pub fn clock(&self) -> Instant {
         self.clock
+    }
+}
+
+impl Harness for ListenerHarness {
+    type Op = ListenerOp;
+    type Step = ListenerStep;
+
+    fn step(&mut self, op: ListenerOp) -> Result<ListenerStep, Violation> {
+        ListenerHarness::step(self, op)
     }
 }

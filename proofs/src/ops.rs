@@ -3,6 +3,30 @@
 use socket_lifecycle::{Input, IoErrorKind, ListenerInput};
 use std::time::Duration;
 
+/// A move of the clock a harness gives its inputs at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ClockMove {
+    /// Forward by this many microseconds.
+    Wait(u32),
+    /// Back by this many microseconds.
+    Rewind(u32),
+    /// To the next deadline plus this many microseconds; nowhere if no deadline runs.
+    ToDeadline(i8),
+}
+
+impl ClockMove {
+    /// Where the clock, at `clock` microseconds, goes, given the machine's next deadline.
+    pub fn moved(self, clock: u64, next_deadline: Option<u64>) -> u64 {
+        match self {
+            Self::Wait(micros) => clock.saturating_add(micros.into()),
+            Self::Rewind(micros) => clock.saturating_sub(micros.into()),
+            Self::ToDeadline(offset) => next_deadline.map_or(clock, |deadline| {
+                deadline.saturating_add_signed(offset.into())
+            }),
+        }
+    }
+}
+
 /// [`IoErrorKind`], mirrored so that it can derive `Arbitrary` without the core depending on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -102,7 +126,27 @@ pub enum ConnectionOp {
     },
 }
 
+impl From<ClockMove> for ConnectionOp {
+    fn from(clock: ClockMove) -> Self {
+        match clock {
+            ClockMove::Wait(micros) => Self::Wait { micros },
+            ClockMove::Rewind(micros) => Self::Rewind { micros },
+            ClockMove::ToDeadline(offset) => Self::ToDeadline { offset },
+        }
+    }
+}
+
 impl ConnectionOp {
+    /// The move of the clock this operation is, if it is one.
+    pub fn clock_move(self) -> Option<ClockMove> {
+        match self {
+            Self::Wait { micros } => Some(ClockMove::Wait(micros)),
+            Self::Rewind { micros } => Some(ClockMove::Rewind(micros)),
+            Self::ToDeadline { offset } => Some(ClockMove::ToDeadline(offset)),
+            _ => None,
+        }
+    }
+
     /// The core input this operation is, if it is one.
     pub fn input(self) -> Option<Input> {
         Some(match self {
@@ -172,7 +216,27 @@ pub enum ListenerOp {
     },
 }
 
+impl From<ClockMove> for ListenerOp {
+    fn from(clock: ClockMove) -> Self {
+        match clock {
+            ClockMove::Wait(micros) => Self::Wait { micros },
+            ClockMove::Rewind(micros) => Self::Rewind { micros },
+            ClockMove::ToDeadline(offset) => Self::ToDeadline { offset },
+        }
+    }
+}
+
 impl ListenerOp {
+    /// The move of the clock this operation is, if it is one.
+    pub fn clock_move(self) -> Option<ClockMove> {
+        match self {
+            Self::Wait { micros } => Some(ClockMove::Wait(micros)),
+            Self::Rewind { micros } => Some(ClockMove::Rewind(micros)),
+            Self::ToDeadline { offset } => Some(ClockMove::ToDeadline(offset)),
+            _ => None,
+        }
+    }
+
     /// The core input this operation is, if it is one.
     pub fn input(self) -> Option<ListenerInput> {
         Some(match self {

@@ -156,13 +156,9 @@ impl ConnectionModel {
                     self.attempt_handed_out = true;
                 }
             }
-            ConnectionOp::Wait { micros } => self.clock += u64::from(micros),
-            ConnectionOp::Rewind { micros } => {
-                self.clock = self.clock.saturating_sub(micros.into())
-            }
-            ConnectionOp::ToDeadline { offset } => {
-                if let Some(deadline) = self.next_deadline() {
-                    self.clock = deadline.saturating_add_signed(offset.into());
+            op if op.clock_move().is_some() => {
+                if let Some(clock) = op.clock_move() {
+                    self.clock = clock.moved(self.clock, self.next_deadline());
                 }
             }
             input => {

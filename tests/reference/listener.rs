@@ -81,11 +81,9 @@ impl ListenerModel {
                     other => other,
                 });
             }
-            ListenerOp::Wait { micros } => self.clock += u64::from(micros),
-            ListenerOp::Rewind { micros } => self.clock = self.clock.saturating_sub(micros.into()),
-            ListenerOp::ToDeadline { offset } => {
-                if let Some(deadline) = self.next_deadline() {
-                    self.clock = deadline.saturating_add_signed(offset.into());
+            op if op.clock_move().is_some() => {
+                if let Some(clock) = op.clock_move() {
+                    self.clock = clock.moved(self.clock, self.next_deadline());
                 }
             }
             input => {
