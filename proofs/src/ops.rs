@@ -66,6 +66,35 @@ impl From<Kind> for IoErrorKind {
     }
 }
 
+/// Converts between [`ClockMove`] and the clock variants (`Wait`, `Rewind`, `ToDeadline`) of an
+/// operation enum. The variants stay in each enum, rather than one `Clock(ClockMove)`, so that
+/// the fuzz corpus keeps decoding as it did.
+macro_rules! clock_moves {
+    ($op:ty) => {
+        impl From<ClockMove> for $op {
+            fn from(clock: ClockMove) -> Self {
+                match clock {
+                    ClockMove::Wait(micros) => Self::Wait { micros },
+                    ClockMove::Rewind(micros) => Self::Rewind { micros },
+                    ClockMove::ToDeadline(offset) => Self::ToDeadline { offset },
+                }
+            }
+        }
+
+        impl $op {
+            /// The move of the clock this operation is, if it is one.
+            pub fn clock_move(self) -> Option<ClockMove> {
+                match self {
+                    Self::Wait { micros } => Some(ClockMove::Wait(micros)),
+                    Self::Rewind { micros } => Some(ClockMove::Rewind(micros)),
+                    Self::ToDeadline { offset } => Some(ClockMove::ToDeadline(offset)),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
 /// One operation on a connection: an input of the core at the harness's clock, a poll, or a
 /// move of the clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -126,27 +155,9 @@ pub enum ConnectionOp {
     },
 }
 
-impl From<ClockMove> for ConnectionOp {
-    fn from(clock: ClockMove) -> Self {
-        match clock {
-            ClockMove::Wait(micros) => Self::Wait { micros },
-            ClockMove::Rewind(micros) => Self::Rewind { micros },
-            ClockMove::ToDeadline(offset) => Self::ToDeadline { offset },
-        }
-    }
-}
+clock_moves!(ConnectionOp);
 
 impl ConnectionOp {
-    /// The move of the clock this operation is, if it is one.
-    pub fn clock_move(self) -> Option<ClockMove> {
-        match self {
-            Self::Wait { micros } => Some(ClockMove::Wait(micros)),
-            Self::Rewind { micros } => Some(ClockMove::Rewind(micros)),
-            Self::ToDeadline { offset } => Some(ClockMove::ToDeadline(offset)),
-            _ => None,
-        }
-    }
-
     /// The core input this operation is, if it is one.
     pub fn input(self) -> Option<Input> {
         Some(match self {
@@ -216,27 +227,9 @@ pub enum ListenerOp {
     },
 }
 
-impl From<ClockMove> for ListenerOp {
-    fn from(clock: ClockMove) -> Self {
-        match clock {
-            ClockMove::Wait(micros) => Self::Wait { micros },
-            ClockMove::Rewind(micros) => Self::Rewind { micros },
-            ClockMove::ToDeadline(offset) => Self::ToDeadline { offset },
-        }
-    }
-}
+clock_moves!(ListenerOp);
 
 impl ListenerOp {
-    /// The move of the clock this operation is, if it is one.
-    pub fn clock_move(self) -> Option<ClockMove> {
-        match self {
-            Self::Wait { micros } => Some(ClockMove::Wait(micros)),
-            Self::Rewind { micros } => Some(ClockMove::Rewind(micros)),
-            Self::ToDeadline { offset } => Some(ClockMove::ToDeadline(offset)),
-            _ => None,
-        }
-    }
-
     /// The core input this operation is, if it is one.
     pub fn input(self) -> Option<ListenerInput> {
         Some(match self {
