@@ -1,7 +1,8 @@
 //! The connection rules C1-C12 as checks over what an observer of a [`Lifecycle`] sees.
 
 use socket_lifecycle::{
-    Action, CloseReason, Error, Input, Instant, IoErrorKind, Lifecycle, Outcome, Permits, State,
+    Action, CloseReason, Config, Error, Input, Instant, IoErrorKind, Lifecycle, Outcome, Permits,
+    State,
 };
 
 use crate::violation::{Violation, ensure};
@@ -35,6 +36,16 @@ pub struct ConnectionMonitor {
     linger_zero: bool,
     attempt_in_flight: bool,
     next_candidate: u32,
+    /// How many candidates `start_connect` named.
+    candidates: u32,
+    /// When the attempt being tried was decided: its deadline counts from then.
+    attempt_decided_at: Option<Instant>,
+    /// The application asked to stop sending: no new data may be queued from then on.
+    queue_closed: bool,
+    /// When our end of stream was decided (`Flushed` after a shutdown or close request).
+    fin_at: Option<Instant>,
+    /// When the last byte from the peer arrived after our end of stream and a close request.
+    last_byte_at: Option<Instant>,
 }
 
 impl ConnectionMonitor {
@@ -88,7 +99,12 @@ impl ConnectionMonitor {
                     format!("{input:?} on a closed connection changed it")
                 })?;
             }
+            Input::StartConnect { candidates } if outcome == Outcome::Changed => {
+                self.candidates = u32::try_from(candidates).unwrap_or(u32::MAX);
+                self.attempt_decided_at = Some(after.now());
+            }
             Input::ShutdownSend if connected => {
+                self.queue_closed = true;
                 if self.shutdown_requested {
                     ensure(outcome == Outcome::Unchanged, "C10", || {
                         "a repeated shutdown changed the connection".into()
@@ -107,6 +123,7 @@ impl ConnectionMonitor {
                 }
                 self.close_requested_at.get_or_insert(after.now());
                 self.shutdown_requested = true;
+                self.queue_closed = true;
             }
             Input::Close | Input::Abort => {
                 self.aborted = true;
@@ -122,7 +139,15 @@ impl ConnectionMonitor {
                     || format!("abort left {:?} to perform", pending(after)),
                 )?;
             }
-            Input::Flushed if self.shutdown_requested => self.flushed_after_request = true,
+            Input::Flushed if self.shutdown_requested => {
+                self.flushed_after_request = true;
+                if outcome == Outcome::Changed && self.fin_at.is_none() {
+                    // Our end of stream is decided: the send side is shut from this moment.
+                    self.fin_at = Some(after.now());
+                    self.send_shut = true;
+                }
+            }
+            Input::Received { .. } if self.lingering() => self.last_byte_at = Some(after.now()),
             Input::EndOfStream => self.end_of_stream = true,
             Input::Error(kind) => {
                 ensure(connected, "C9", || {
@@ -145,8 +170,40 @@ impl ConnectionMonitor {
             }
             _ => {}
         }
+        if before.state() == State::Connecting
+            && self.attempt_in_flight
+            && matches!(input, Input::Timeout)
+        {
+            let deadline = self
+                .attempt_decided_at
+                .unwrap_or(Instant::MAX)
+                .saturating_add(after.config().connect_timeout());
+            ensure(
+                after.now() < deadline || outcome == Outcome::Changed,
+                "C12",
+                || {
+                    format!(
+                        "an attempt outlived its deadline {deadline:?} at {:?}",
+                        after.now()
+                    )
+                },
+            )?;
+        }
+        if before.state() == State::Connecting && outcome == Outcome::Changed && !self.aborted {
+            // The attempt in flight ended: connected, failed, or timed out. A failure moves to
+            // the next candidate while there is one.
+            let failed = !matches!(input, Input::Connected { .. });
+            if failed && self.next_candidate < self.candidates {
+                ensure(!after.is_closed(), "C12", || {
+                    format!(
+                        "closed after candidate {} of {} failed",
+                        self.next_candidate, self.candidates
+                    )
+                })?;
+                self.attempt_decided_at = Some(after.now());
+            }
+        }
         if before.state() == State::Connecting && outcome == Outcome::Changed {
-            // The attempt in flight ended: connected, failed, or timed out.
             self.attempt_in_flight = false;
             if after.is_closed() && !self.aborted {
                 let last = match input {
@@ -159,6 +216,22 @@ impl ConnectionMonitor {
                     || format!("all attempts failed, reason {:?}", after.close_reason()),
                 )?;
             }
+        }
+        let idle_deadline = self
+            .idle_deadline(after.config())
+            .filter(|_| self.lingering());
+        if let (Input::Timeout, Some(idle_deadline)) = (input, idle_deadline) {
+            ensure(
+                after.now() < idle_deadline || after.is_closed(),
+                "C8",
+                || {
+                    format!(
+                        "still {} at {:?}, past the idle linger deadline {idle_deadline:?}",
+                        after.state(),
+                        after.now()
+                    )
+                },
+            )?;
         }
         if let (Input::Timeout, Some(requested)) = (input, self.close_requested_at) {
             let deadline = requested.saturating_add(after.config().linger_total());
@@ -196,11 +269,13 @@ impl ConnectionMonitor {
                         })?;
                     }
                     Some(CloseReason::LingerTimeout) => {
-                        let config = conn.config();
-                        let earliest = self
+                        let total = self
                             .close_requested_at
                             .unwrap_or(Instant::MAX)
-                            .saturating_add(config.linger_idle().min(config.linger_total()));
+                            .saturating_add(conn.config().linger_total());
+                        let earliest = self
+                            .idle_deadline(conn.config())
+                            .map_or(total, |idle| idle.min(total));
                         ensure(conn.now() >= earliest, "C5", || {
                             format!("linger timeout at {:?}, before {earliest:?}", conn.now())
                         })?;
@@ -249,12 +324,42 @@ impl ConnectionMonitor {
         Ok(())
     }
 
+    /// Lingering, as an observer sees it: a close was asked for, our end of stream was decided,
+    /// the peer's has not come, and `Close` has not come out.
+    fn lingering(&self) -> bool {
+        self.close_requested_at.is_some()
+            && self.fin_at.is_some()
+            && !self.end_of_stream
+            && self.closes == 0
+    }
+
+    /// Once a close was asked for and our end of stream decided, when the wait for the peer's
+    /// next byte ends: the idle time after our end of stream, the close request, or the peer's
+    /// last byte, whichever came last.
+    fn idle_deadline(&self, config: &Config) -> Option<Instant> {
+        self.close_requested_at?;
+        self.fin_at?;
+        let since = [self.close_requested_at, self.fin_at, self.last_byte_at]
+            .into_iter()
+            .flatten()
+            .max()?;
+        Some(since.saturating_add(config.linger_idle()))
+    }
+
     /// Checks what `conn` permits and promises now.
     ///
     /// # Errors
     /// The first rule the state broke.
     pub fn on_state(&self, conn: &Lifecycle) -> Result<(), Violation> {
         ensure(self.closes <= 1, "C1", || format!("{} closes", self.closes))?;
+        if self.queue_closed {
+            ensure(!conn.may_queue(), "C3", || {
+                format!(
+                    "new data may be queued in {} after shutdown_send",
+                    conn.state()
+                )
+            })?;
+        }
         if self.send_shut {
             ensure(!conn.may_send(), "C3", || {
                 format!("may send in {} after the send side was shut", conn.state())
@@ -283,6 +388,22 @@ impl ConnectionMonitor {
                 ensure(conn.must_discard(), "C5", || {
                     "receiving after a close request without discarding".into()
                 })?;
+            }
+            if conn.state() == State::Connecting {
+                let bound = self
+                    .attempt_decided_at
+                    .unwrap_or(Instant::MAX)
+                    .saturating_add(conn.config().connect_timeout());
+                ensure(
+                    conn.poll_timeout().is_some_and(|t| t <= bound),
+                    "C12",
+                    || {
+                        format!(
+                            "a connect attempt with deadline {:?}, not by {bound:?}",
+                            conn.poll_timeout()
+                        )
+                    },
+                )?;
             }
             if self.close_requested_at.is_some() {
                 ensure(conn.poll_timeout().is_some(), "C8", || {

@@ -11,11 +11,6 @@ pub struct StateGraph {
 }
 
 impl StateGraph {
-    /// Records a state.
-    pub fn add_node(&mut self, state: &'static str) {
-        self.nodes.insert(state);
-    }
-
     /// Records that `input` moved the machine from `from` to `to`; staying put is not an edge.
     pub fn add(&mut self, from: &'static str, to: &'static str, input: &'static str) {
         self.nodes.insert(from);

@@ -125,6 +125,14 @@ impl ListenerMonitor {
             ensure(!listener.may_accept(), "L1", || {
                 "accepting after stop".into()
             })?;
+            if !listener.has_pending_actions() {
+                ensure(self.stops == 1 && self.closes == 1, "L2", || {
+                    format!(
+                        "stopped, yet {} stops and {} closes of the listener came out",
+                        self.stops, self.closes
+                    )
+                })?;
+            }
         }
         ensure(
             u64::from(listener.open_connections()) == self.open,
