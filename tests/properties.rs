@@ -15,9 +15,11 @@ use proofs::{ClockMove, ConnectionHarness, ConnectionOp, Kind, ListenerHarness, 
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
-use reference::connection::{Answer, CONNECT_TIMEOUT, ConnectionModel, LINGER_IDLE, LINGER_TOTAL};
+use reference::connection::{
+    Answer, CONNECT_TIMEOUT, ConnectionModel, LINGER_IDLE, LINGER_TOTAL, Refusal,
+};
 use reference::listener::{BACKOFF_MAX, BACKOFF_MIN, ListenerModel};
-use socket_lifecycle::{Config, ListenerConfig, Outcome};
+use socket_lifecycle::{Config, Error, ListenerConfig, ListenerError, Outcome};
 
 fn kind() -> impl Strategy<Value = Kind> {
     prop::sample::select(Kind::ALL.to_vec())
@@ -33,17 +35,36 @@ fn clock_move() -> impl Strategy<Value = ClockMove> {
     ]
 }
 
-/// Fails unless the core answered `op` as the model expects (refused, changed or unchanged).
+/// How the model names a refusal of the connection core.
+fn refusal(error: &Error) -> Refusal {
+    match error {
+        Error::InvalidTransition { .. } => Refusal::Misuse,
+        Error::NotCurrentCandidate { .. } => Refusal::NotCurrentCandidate,
+        Error::NoCandidates | Error::TooManyCandidates | Error::EmptyReceive => Refusal::BadValue,
+    }
+}
+
+/// How the model names a refusal of the listener core.
+fn listener_refusal(error: &ListenerError) -> Refusal {
+    match error {
+        ListenerError::InvalidTransition { .. } => Refusal::Misuse,
+        ListenerError::NoOpenConnection | ListenerError::TooManyConnections => Refusal::BadValue,
+    }
+}
+
+/// Fails unless the core answered `op` as the model expects: changed, unchanged, or refused for
+/// the same kind of reason.
 fn check_answer<E: std::fmt::Debug>(
     op: impl std::fmt::Debug,
     result: Option<&Result<Outcome, E>>,
     expected: Option<Answer>,
+    refusal: fn(&E) -> Refusal,
 ) {
     if let (Some(result), Some(expected)) = (result, expected) {
         let answer = match result {
             Ok(Outcome::Changed) => Answer::Changed,
             Ok(Outcome::Unchanged) => Answer::Unchanged,
-            Err(_) => Answer::Refused,
+            Err(error) => Answer::Refused(refusal(error)),
         };
         agree(
             "C9",
@@ -132,7 +153,7 @@ impl StateMachineTest for ConnectionUnderTest {
         let step = harness
             .step(op)
             .unwrap_or_else(|violation| panic!("{violation} (after {op:?})"));
-        check_answer(op, step.result.as_ref(), model.answer);
+        check_answer(op, step.result.as_ref(), model.answer, refusal);
         if op == ConnectionOp::PollAction {
             agree("C1", "the action handed out", step.action, model.polled);
         }
@@ -224,7 +245,7 @@ impl StateMachineTest for ListenerUnderTest {
         let step = harness
             .step(op)
             .unwrap_or_else(|violation| panic!("{violation} (after {op:?})"));
-        check_answer(op, step.result.as_ref(), model.answer);
+        check_answer(op, step.result.as_ref(), model.answer, listener_refusal);
         if op == ListenerOp::PollAction {
             agree("L2", "the action handed out", step.action, model.polled);
         }

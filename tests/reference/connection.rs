@@ -18,7 +18,18 @@ pub const LINGER_IDLE: u64 = 40;
 pub enum Answer {
     Changed,
     Unchanged,
-    Refused,
+    Refused(Refusal),
+}
+
+/// Why an input is refused, as far as the model tells refusals apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The input does not fit where the machine is.
+    Misuse,
+    /// A bad value: no candidates, too many, an empty receive, a close never counted open.
+    BadValue,
+    /// A report for a connect attempt other than the one in flight.
+    NotCurrentCandidate,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -165,7 +176,7 @@ impl ConnectionModel {
                 let before = self.clone();
                 self.now = self.now.max(self.clock);
                 let answer = self.input(input);
-                if answer == Answer::Refused {
+                if matches!(answer, Answer::Refused(_)) {
                     self = before;
                 }
                 self.answer = Some(answer);
@@ -175,12 +186,14 @@ impl ConnectionModel {
     }
 
     fn input(&mut self, op: ConnectionOp) -> Answer {
-        use Answer::{Refused, Unchanged};
+        use Answer::Unchanged;
+        const MISUSE: Answer = Answer::Refused(Refusal::Misuse);
+        const BAD_VALUE: Answer = Answer::Refused(Refusal::BadValue);
         use ConnectionOp as Op;
         if self.closed() {
             return match op {
                 Op::ShutdownSend | Op::Close | Op::Abort | Op::Timeout => Unchanged,
-                _ => Refused,
+                _ => MISUSE,
             };
         }
         let connecting = self.started && !self.connected;
@@ -188,20 +201,22 @@ impl ConnectionModel {
             Op::Abort => self.finish(CloseReason::Aborted, true),
             Op::Close if !self.connected => self.finish(CloseReason::Aborted, true),
             Op::StartConnect { candidates } => {
-                if !self.client
-                    || self.started
-                    || candidates == 0
-                    || candidates > u32::from(u16::MAX)
-                {
-                    return Refused;
+                if !self.client || self.started {
+                    return MISUSE;
+                }
+                if candidates == 0 || candidates > u32::from(u16::MAX) {
+                    return BAD_VALUE;
                 }
                 self.started = true;
                 self.candidates = candidates;
                 self.start_attempt(0)
             }
             Op::Connected { candidate } | Op::ConnectFailed { candidate, .. } => {
-                if !connecting || !self.attempt_handed_out || candidate != self.attempt {
-                    return Refused;
+                if !connecting || !self.attempt_handed_out {
+                    return MISUSE;
+                }
+                if candidate != self.attempt {
+                    return Answer::Refused(Refusal::NotCurrentCandidate);
                 }
                 match op {
                     Op::ConnectFailed { kind, .. } => self.attempt_failed(kind.into()),
@@ -230,7 +245,7 @@ impl ConnectionModel {
                 }
                 _ => Unchanged,
             },
-            _ if !self.connected => Refused,
+            _ if !self.connected => MISUSE,
             Op::Error(kind) => {
                 self.pending.retain(|a| *a != Action::ShutdownWrite);
                 let kind = IoErrorKind::from(kind);
@@ -277,8 +292,10 @@ impl ConnectionModel {
             }
             Op::Received { len } => {
                 // Nothing can follow the peer's end of stream, and `recv` returning 0 is that end.
-                if self.peer_fin || len == 0 {
-                    Refused
+                if self.peer_fin {
+                    MISUSE
+                } else if len == 0 {
+                    BAD_VALUE
                 } else if self.lingering() {
                     self.idle_deadline = self.now + LINGER_IDLE;
                     Answer::Changed

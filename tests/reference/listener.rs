@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use proofs::{Kind, ListenerOp};
 use socket_lifecycle::ListenerAction;
 
-use super::connection::Answer;
+use super::connection::{Answer, Refusal};
 
 /// Backoff of the model's configuration, in microseconds.
 pub const BACKOFF_MIN: u64 = 10;
@@ -90,7 +90,7 @@ impl ListenerModel {
                 let before = self.clone();
                 self.now = self.now.max(self.clock);
                 let answer = self.input(input);
-                if answer == Answer::Refused {
+                if matches!(answer, Answer::Refused(_)) {
                     self = before;
                 }
                 self.answer = Some(answer);
@@ -100,23 +100,25 @@ impl ListenerModel {
     }
 
     fn input(&mut self, op: ListenerOp) -> Answer {
-        use Answer::{Changed, Refused, Unchanged};
+        use Answer::{Changed, Unchanged};
+        const MISUSE: Answer = Answer::Refused(Refusal::Misuse);
         match op {
             ListenerOp::Accepted if self.may_accept() => {
                 self.open += 1;
                 self.next_backoff = BACKOFF_MIN;
                 Changed
             }
-            ListenerOp::Accepted => Refused,
+            ListenerOp::Accepted => MISUSE,
             ListenerOp::AcceptFailed(_) if self.stopped => Unchanged,
-            ListenerOp::AcceptFailed(_) if self.paused_until.is_some() => Refused,
+            ListenerOp::AcceptFailed(_) if self.paused_until.is_some() => MISUSE,
             ListenerOp::AcceptFailed(Kind::Reset) => Unchanged,
             ListenerOp::AcceptFailed(_) => {
                 self.paused_until = Some(self.now + self.next_backoff);
                 self.next_backoff = (self.next_backoff * 2).min(BACKOFF_MAX);
                 Changed
             }
-            ListenerOp::ConnectionClosed if self.open == 0 || self.drained => Refused,
+            ListenerOp::ConnectionClosed if self.drained => MISUSE,
+            ListenerOp::ConnectionClosed if self.open == 0 => Answer::Refused(Refusal::BadValue),
             ListenerOp::ConnectionClosed => {
                 self.open -= 1;
                 if self.open == 0 && self.drain_deadline.is_some() {
