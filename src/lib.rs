@@ -43,6 +43,10 @@ pub use listener_config::ListenerConfig;
 pub use state::{Permits, State};
 pub use time::Instant;
 
+// The blocking adapter over socket2: the core above never reaches it.
+#[cfg(feature = "std")]
+pub mod blocking;
+
 // Helpers for adapters on the standard library. The core above never uses them.
 #[cfg(feature = "std")]
 mod close_guard;

@@ -1,0 +1,43 @@
+//! Aborting a connection from another thread, safely.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use socket2::Socket;
+
+use super::sys;
+
+/// Aborts a [`Connection`](super::Connection) that another thread drives, such as a straggler
+/// a server's drain gives up on.
+///
+/// [`abort`](Self::abort) raises a flag the connection checks before and after every system call,
+/// and wakes a `recv` blocked on a silent peer by shutting down the socket's receive side. The
+/// connection's own thread then resets it (linger zero, close), with
+/// [`CloseReason::Aborted`](crate::CloseReason::Aborted). The handle never closes the socket
+/// itself, and holds it only weakly: the descriptor cannot be closed under a call of the
+/// connection, nor reused while the handle wakes it. A `send` blocked on a peer that reads nothing
+/// is not woken; the connection's idle timeout bounds it.
+#[derive(Clone, Debug)]
+pub struct AbortHandle {
+    requested: Arc<AtomicBool>,
+    socket: Weak<Socket>,
+}
+
+impl AbortHandle {
+    pub(crate) fn new(requested: Arc<AtomicBool>, socket: Weak<Socket>) -> Self {
+        Self { requested, socket }
+    }
+
+    /// Asks the connection to abort; returns at once. Repeating it changes nothing.
+    pub fn abort(&self) {
+        self.requested.store(true, Ordering::SeqCst);
+        if let Some(socket) = self.socket.upgrade() {
+            sys::wake_reader(&socket);
+        }
+    }
+
+    /// Whether an abort was asked for.
+    pub fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,126 @@
+//! The system calls the blocking adapter makes, each in the one form it is made in: `EINTR`
+//! retried where a retry is the same call, `SIGPIPE` never raised, and timeouts told apart from
+//! errors.
+
+use std::io::{self, Read};
+use std::net::Shutdown;
+use std::time::Duration;
+
+use socket2::Socket;
+
+/// What a bounded `recv` came back with.
+#[derive(Debug)]
+pub(crate) enum Received {
+    Bytes(usize),
+    EndOfStream,
+    /// The read timeout passed with nothing to read.
+    TimedOut,
+}
+
+/// `send(2)` of as much of `buf` as the kernel takes, without `SIGPIPE`: a write to a connection
+/// the peer has reset is the error `EPIPE`, never a signal that kills the process, whatever the
+/// process's `SIGPIPE` disposition is.
+pub(crate) fn send(socket: &Socket, buf: &[u8]) -> io::Result<usize> {
+    retry_interrupted(|| socket.send_with_flags(buf, NO_SIGNAL))
+}
+
+/// `recv(2)` into `buf`, waiting at most `timeout` (`None`: for ever).
+pub(crate) fn recv(
+    socket: &Socket,
+    buf: &mut [u8],
+    timeout: Option<Duration>,
+) -> io::Result<Received> {
+    if timeout == Some(Duration::ZERO) {
+        return Ok(Received::TimedOut);
+    }
+    // A zero `SO_RCVTIMEO` means "no timeout": the check above keeps a deadline that has come
+    // from turning into a wait for ever.
+    socket.set_read_timeout(timeout)?;
+    let mut reader = socket;
+    match retry_interrupted(|| reader.read(buf)) {
+        Ok(0) => Ok(Received::EndOfStream),
+        Ok(n) => Ok(Received::Bytes(n)),
+        Err(error) if is_read_timeout(&error) => Ok(Received::TimedOut),
+        Err(error) => Err(error),
+    }
+}
+
+/// Whether `error` is a passing read or write timeout (`SO_RCVTIMEO`, `SO_SNDTIMEO`) rather
+/// than the connection failing.
+pub(crate) fn is_read_timeout(error: &io::Error) -> bool {
+    // Unix reports an expired socket timeout as EAGAIN. Windows reports it as WSAETIMEDOUT,
+    // which it also uses for a connection that timed out, so there both read as a timeout.
+    match error.kind() {
+        io::ErrorKind::WouldBlock => true,
+        io::ErrorKind::TimedOut => cfg!(windows),
+        _ => false,
+    }
+}
+
+/// `shutdown(2)` of our send side. `ENOTCONN` means the peer already reset the connection.
+pub(crate) fn shutdown_write(socket: &Socket) -> io::Result<()> {
+    socket.shutdown(Shutdown::Write)
+}
+
+/// Makes the coming close a reset (`SO_LINGER` on with a zero timeout).
+pub(crate) fn set_linger_zero(socket: &Socket) -> io::Result<()> {
+    socket.set_linger(Some(Duration::ZERO))
+}
+
+/// Makes a `recv` blocked on `socket`, and every later one, return at once, from any thread,
+/// without closing it: the descriptor stays valid until its owner closes it. Only the receive
+/// side is shut, so the peer is sent nothing (no end of stream that would pass for a clean one).
+pub(crate) fn wake_reader(socket: &Socket) {
+    // Fails only when the connection is already down (ENOTCONN), and then nothing is blocked.
+    let _ = socket.shutdown(Shutdown::Read);
+}
+
+/// Repeats a call interrupted by a signal (`EINTR`): nothing happened, so the same call again is
+/// the same call. Never used for `close`, which must not be retried, nor for `connect`, which
+/// goes on in the background once interrupted.
+pub(crate) fn retry_interrupted<T>(mut call: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match call() {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            result => return result,
+        }
+    }
+}
+
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "dragonfly",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "illumos",
+    target_os = "solaris",
+))]
+const NO_SIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
+// Windows has no SIGPIPE; Apple's systems have no MSG_NOSIGNAL and get SO_NOSIGPIPE on each
+// socket instead (`prepare`).
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "dragonfly",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "illumos",
+    target_os = "solaris",
+)))]
+const NO_SIGNAL: i32 = 0;
+
+/// What every connected socket gets before its first call.
+pub(crate) fn prepare(socket: &Socket) -> io::Result<()> {
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "tvos",
+        target_os = "watchos"
+    ))]
+    socket.set_nosigpipe(true)?;
+    let _ = socket;
+    Ok(())
+}
