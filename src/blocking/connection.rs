@@ -135,7 +135,8 @@ impl Connection {
         self.idle_timeout
     }
 
-    /// Receives into `buf`: the byte count, or 0 once the peer's end of stream has come.
+    /// Receives into `buf`: the byte count, or 0 once the peer's end of stream has come (or for
+    /// an empty `buf`).
     ///
     /// # Errors
     /// - [`io::ErrorKind::TimedOut`] if the idle timeout passed first: the connection is unchanged.
@@ -143,8 +144,9 @@ impl Connection {
     /// - Once closed, the error that closed it, or [`io::ErrorKind::NotConnected`].
     pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.check_open()?;
-        if !self.driver.lifecycle.may_receive() {
-            // After the peer's end of stream, recv keeps returning 0.
+        if buf.is_empty() || !self.driver.lifecycle.may_receive() {
+            // After the peer's end of stream, recv keeps returning 0. An empty buffer reads
+            // nothing, and the 0 that recv(2) would return for it is not an end of stream.
             return Ok(0);
         }
         let result = match &self.socket {

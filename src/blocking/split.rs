@@ -145,7 +145,7 @@ impl ReadHalf {
                     self.close_other();
                     return Err(closed_error(&self.half));
                 }
-                if !driver.lifecycle.may_receive() {
+                if buf.is_empty() || !driver.lifecycle.may_receive() {
                     return Ok(0);
                 }
             }
