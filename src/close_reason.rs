@@ -18,6 +18,9 @@ pub enum CloseReason {
     LingerTimeout,
     /// The application aborted the connection (or closed it before it was connected).
     Aborted,
+    /// The owner dropped the connection while it was still open, without closing it: reset as
+    /// an abort, but not by the application's choice.
+    Abandoned,
     /// Every connect attempt failed; the kind is that of the last failure.
     ConnectFailed(IoErrorKind),
     /// An I/O error other than a reset ended the connection.
@@ -47,6 +50,7 @@ impl fmt::Display for CloseReason {
             Self::PeerReset => f.write_str("reset by peer"),
             Self::LingerTimeout => f.write_str("linger timeout"),
             Self::Aborted => f.write_str("aborted"),
+            Self::Abandoned => f.write_str("abandoned (dropped while open)"),
             Self::ConnectFailed(kind) => write!(f, "connect failed: {kind}"),
             Self::Error(kind) => write!(f, "error: {kind}"),
         }
@@ -79,6 +83,7 @@ mod tests {
             CloseReason::PeerReset,
             CloseReason::LingerTimeout,
             CloseReason::Aborted,
+            CloseReason::Abandoned,
             CloseReason::ConnectFailed(IoErrorKind::Refused),
             CloseReason::Error(IoErrorKind::Other),
         ] {
@@ -92,6 +97,10 @@ mod tests {
         assert_eq!(CloseReason::PeerReset.to_string(), "reset by peer");
         assert_eq!(CloseReason::LingerTimeout.to_string(), "linger timeout");
         assert_eq!(CloseReason::Aborted.to_string(), "aborted");
+        assert_eq!(
+            CloseReason::Abandoned.to_string(),
+            "abandoned (dropped while open)"
+        );
         assert_eq!(
             CloseReason::ConnectFailed(IoErrorKind::Refused).to_string(),
             "connect failed: connection refused"

@@ -21,6 +21,9 @@ pub enum Input {
     Close,
     /// Intent: reset the connection now.
     Abort,
+    /// Intent: the owner let go of the connection without closing it (an adapter's `Drop`); reset
+    /// it now, as an abort.
+    Abandon,
     /// Report: the connect attempt to this candidate succeeded.
     Connected {
         /// The index from the [`Action::Connect`](crate::Action::Connect) being answered.
@@ -60,6 +63,8 @@ pub enum InputKind {
     Close,
     /// [`Input::Abort`].
     Abort,
+    /// [`Input::Abandon`].
+    Abandon,
     /// [`Input::Connected`].
     Connected,
     /// [`Input::ConnectFailed`].
@@ -84,6 +89,7 @@ impl Input {
             Self::ShutdownSend => InputKind::ShutdownSend,
             Self::Close => InputKind::Close,
             Self::Abort => InputKind::Abort,
+            Self::Abandon => InputKind::Abandon,
             Self::Connected { .. } => InputKind::Connected,
             Self::ConnectFailed { .. } => InputKind::ConnectFailed,
             Self::Received { .. } => InputKind::Received,
@@ -97,11 +103,12 @@ impl Input {
 
 impl InputKind {
     /// Every kind, for exhaustive tests.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::StartConnect,
         Self::ShutdownSend,
         Self::Close,
         Self::Abort,
+        Self::Abandon,
         Self::Connected,
         Self::ConnectFailed,
         Self::Received,
@@ -115,7 +122,7 @@ impl InputKind {
     pub const fn is_intent(self) -> bool {
         matches!(
             self,
-            Self::StartConnect | Self::ShutdownSend | Self::Close | Self::Abort
+            Self::StartConnect | Self::ShutdownSend | Self::Close | Self::Abort | Self::Abandon
         )
     }
 
@@ -126,6 +133,7 @@ impl InputKind {
             Self::ShutdownSend => "shutdown_send",
             Self::Close => "close",
             Self::Abort => "abort",
+            Self::Abandon => "abandon",
             Self::Connected => "handle_connected",
             Self::ConnectFailed => "handle_connect_failed",
             Self::Received => "handle_received",
@@ -140,5 +148,19 @@ impl InputKind {
 impl fmt::Display for InputKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn abandon_is_an_intent_named_after_its_method() {
+        assert_eq!(Input::Abandon.kind(), InputKind::Abandon);
+        assert!(InputKind::ALL.contains(&InputKind::Abandon));
+        assert!(InputKind::Abandon.is_intent());
+        assert_eq!(InputKind::Abandon.to_string(), "abandon");
     }
 }

@@ -14,7 +14,8 @@ use crate::{
 /// The methods fall in four groups, as in quinn-proto's `Connection`:
 ///
 /// - **intents** of the application: [`start_connect`](Self::start_connect),
-///   [`shutdown_send`](Self::shutdown_send), [`close`](Self::close), [`abort`](Self::abort);
+///   [`shutdown_send`](Self::shutdown_send), [`close`](Self::close), [`abort`](Self::abort),
+///   [`abandon`](Self::abandon);
 /// - **reports** of the adapter, `handle_*`: what a system call returned, and
 ///   [`handle_timeout`](Self::handle_timeout) when the time of [`poll_timeout`](Self::poll_timeout)
 ///   has come;
@@ -153,6 +154,18 @@ impl Lifecycle {
     /// None today; the `Result` keeps the shape of every other input.
     pub fn abort(&mut self, now: Instant) -> Result<Outcome, Error> {
         self.handle(now, Input::Abort)
+    }
+
+    /// The owner let go of the connection without closing it, as an adapter's `Drop` does for a
+    /// connection still open. The same transitions and actions as [`abort`](Self::abort)
+    /// ([`Action::SetLingerZero`], then [`Action::Close`], no shutdown; a no-op once closed), but
+    /// the close reason is [`CloseReason::Abandoned`], so a log tells a connection dropped while
+    /// open apart from one the application aborted on purpose.
+    ///
+    /// # Errors
+    /// None today; the `Result` keeps the shape of every other input.
+    pub fn abandon(&mut self, now: Instant) -> Result<Outcome, Error> {
+        self.handle(now, Input::Abandon)
     }
 
     // ---- reports -------------------------------------------------------------------------------
@@ -339,13 +352,18 @@ impl Lifecycle {
         });
         match (self.state, input) {
             // Closed is final: intents are no-ops, reports are misuse.
-            (Closed, Input::ShutdownSend | Input::Close | Input::Abort | Input::Timeout) => {
-                Ok(Unchanged)
-            }
+            (
+                Closed,
+                Input::ShutdownSend | Input::Close | Input::Abort | Input::Abandon | Input::Timeout,
+            ) => Ok(Unchanged),
             (Closed, _) => invalid,
 
-            // Abort works from every other state; so does close before there is a connection.
-            (_, Input::Abort) | (Idle | Connecting, Input::Close) => Ok(self.abort_now()),
+            // Abort and abandon work from every other state; so does close before there is a
+            // connection.
+            (_, Input::Abort) | (Idle | Connecting, Input::Close) => {
+                Ok(self.abort_now(CloseReason::Aborted))
+            }
+            (_, Input::Abandon) => Ok(self.abort_now(CloseReason::Abandoned)),
 
             (Idle, Input::StartConnect { candidates }) => {
                 self.candidates = match u16::try_from(candidates) {
@@ -469,11 +487,11 @@ impl Lifecycle {
         self.enter(State::Closed)
     }
 
-    fn abort_now(&mut self) -> Outcome {
+    fn abort_now(&mut self, reason: CloseReason) -> Outcome {
         self.pending.remove(PendingActions::CONNECT);
         self.pending.remove(PendingActions::SHUTDOWN_WRITE);
         self.pending.insert(PendingActions::SET_LINGER_ZERO);
-        self.finish(CloseReason::Aborted)
+        self.finish(reason)
     }
 
     fn begin_attempt(&mut self, candidate: u16) -> Outcome {

@@ -79,6 +79,7 @@ fn every_input() -> Vec<Input> {
         Input::ShutdownSend,
         Input::Close,
         Input::Abort,
+        Input::Abandon,
         Input::Connected { candidate: 0 },
         Input::Connected { candidate: 1 },
         Input::Connected {
@@ -297,6 +298,23 @@ mod connecting {
         assert_eq!(
             actions(&mut conn),
             [Action::SetLingerZero, Action::Close],
+            "C6 violated"
+        );
+    }
+
+    #[test]
+    fn c6_abandon_while_connecting_drops_the_pending_attempt() {
+        let mut conn = Lifecycle::new(config());
+        ok(conn.start_connect(t(0), 2));
+        ok(conn.abandon(t(1)));
+        assert_eq!(
+            actions(&mut conn),
+            [Action::SetLingerZero, Action::Close],
+            "C6 violated"
+        );
+        assert_eq!(
+            conn.close_reason(),
+            Some(CloseReason::Abandoned),
             "C6 violated"
         );
     }
@@ -746,7 +764,12 @@ mod closed {
     #[test]
     fn c1_close_is_emitted_exactly_once_on_every_path_to_closed() {
         for state in State::ALL {
-            for finish in [Input::Abort, Input::Close, Input::Error(IoErrorKind::Reset)] {
+            for finish in [
+                Input::Abort,
+                Input::Abandon,
+                Input::Close,
+                Input::Error(IoErrorKind::Reset),
+            ] {
                 let mut conn = reach(state);
                 let closes_before = usize::from(state == State::Closed);
                 let mut closes = closes_before;
@@ -756,6 +779,7 @@ mod closed {
                     Input::Flushed,
                     Input::Close,
                     Input::Abort,
+                    Input::Abandon,
                 ]
                 .into_iter()
                 .chain([Input::Timeout])
@@ -785,6 +809,25 @@ mod closed {
             Some(CloseReason::Aborted),
             "the reason changed"
         );
+    }
+
+    #[test]
+    fn c10_abandoning_a_closed_connection_emits_nothing_and_keeps_its_reason() {
+        let mut graceful = reach(State::BothShut);
+        ok(graceful.close(t(20)));
+        actions(&mut graceful);
+        let mut reset = reach(State::Established);
+        ok(reset.handle_error(t(20), IoErrorKind::Reset));
+        actions(&mut reset);
+        for (mut conn, reason) in [
+            (reach(State::Closed), CloseReason::Aborted),
+            (graceful, CloseReason::Graceful),
+            (reset, CloseReason::PeerReset),
+        ] {
+            assert_eq!(conn.abandon(t(30)), Ok(Outcome::Unchanged), "C10 violated");
+            assert_eq!(actions(&mut conn), [], "C10 violated");
+            assert_eq!(conn.close_reason(), Some(reason), "the reason changed");
+        }
     }
 
     #[test]
@@ -821,6 +864,29 @@ mod whole_machine {
                 conn.close_reason(),
                 Some(CloseReason::Aborted),
                 "C6 violated"
+            );
+        }
+    }
+
+    #[test]
+    fn c6_abandon_from_every_open_state_is_an_abort_with_its_own_reason() {
+        for state in State::ALL.into_iter().filter(|s| *s != State::Closed) {
+            let mut conn = reach(state);
+            if state == State::SendFlushing {
+                // A shutdown decided but not yet performed must not go out after an abandon.
+                ok(conn.handle_flushed(t(10)));
+            }
+            assert_eq!(conn.abandon(t(11)), Ok(Outcome::Changed));
+            assert_eq!(conn.state(), State::Closed, "abandon left {state} open");
+            assert_eq!(
+                actions(&mut conn),
+                [Action::SetLingerZero, Action::Close],
+                "C6 violated from {state}"
+            );
+            assert_eq!(
+                conn.close_reason(),
+                Some(CloseReason::Abandoned),
+                "C6 violated from {state}"
             );
         }
     }

@@ -85,7 +85,7 @@ impl ConnectionMonitor {
         let repeated = match input {
             Input::ShutdownSend => self.shutdown_requested || before.is_closed(),
             Input::Close => self.close_requested_at.is_some() || before.is_closed(),
-            Input::Abort => before.is_closed(),
+            Input::Abort | Input::Abandon => before.is_closed(),
             _ => false,
         };
         if repeated {
@@ -94,7 +94,9 @@ impl ConnectionMonitor {
             })?;
         }
         match input {
-            Input::ShutdownSend | Input::Close | Input::Abort if before.is_closed() => {
+            Input::ShutdownSend | Input::Close | Input::Abort | Input::Abandon
+                if before.is_closed() =>
+            {
                 ensure(outcome == Outcome::Unchanged, "C10", || {
                     format!("{input:?} on a closed connection changed it")
                 })?;
@@ -125,18 +127,23 @@ impl ConnectionMonitor {
                 self.shutdown_requested = true;
                 self.queue_closed = true;
             }
-            Input::Close | Input::Abort => {
+            // A close before there is a connection is an abort; an abandon is one too, under a
+            // reason of its own.
+            Input::Close | Input::Abort | Input::Abandon => {
                 self.aborted = true;
                 self.send_shut = true;
-                ensure(
-                    after.close_reason() == Some(CloseReason::Aborted),
-                    "C6",
-                    || format!("abort left reason {:?}", after.close_reason()),
-                )?;
+                let reason = if input == Input::Abandon {
+                    CloseReason::Abandoned
+                } else {
+                    CloseReason::Aborted
+                };
+                ensure(after.close_reason() == Some(reason), "C6", || {
+                    format!("{input:?} left reason {:?}", after.close_reason())
+                })?;
                 ensure(
                     pending(after) == [Action::SetLingerZero, Action::Close],
                     "C6",
-                    || format!("abort left {:?} to perform", pending(after)),
+                    || format!("{input:?} left {:?} to perform", pending(after)),
                 )?;
             }
             Input::Flushed if self.shutdown_requested => {
@@ -280,7 +287,7 @@ impl ConnectionMonitor {
                             format!("linger timeout at {:?}, before {earliest:?}", conn.now())
                         })?;
                     }
-                    Some(CloseReason::Aborted) => {
+                    Some(CloseReason::Aborted | CloseReason::Abandoned) => {
                         ensure(self.linger_zero, "C6", || {
                             "an abort closed without linger zero".into()
                         })?;

@@ -77,6 +77,7 @@ fn connection_ops(node: &ConnectionHarness) -> Vec<ConnectionOp> {
         Op::ShutdownSend,
         Op::Close,
         Op::Abort,
+        Op::Abandon,
         Op::Connected { candidate: 0 },
         Op::Connected { candidate: 1 },
         Op::Connected { candidate: 2 },

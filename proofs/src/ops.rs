@@ -111,6 +111,8 @@ pub enum ConnectionOp {
     Close,
     /// [`Input::Abort`].
     Abort,
+    /// [`Input::Abandon`].
+    Abandon,
     /// [`Input::Connected`].
     Connected {
         /// Candidate index.
@@ -167,6 +169,7 @@ impl ConnectionOp {
             Self::ShutdownSend => Input::ShutdownSend,
             Self::Close => Input::Close,
             Self::Abort => Input::Abort,
+            Self::Abandon => Input::Abandon,
             Self::Connected { candidate } => Input::Connected {
                 candidate: candidate as usize,
             },

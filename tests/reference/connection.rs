@@ -192,13 +192,14 @@ impl ConnectionModel {
         use ConnectionOp as Op;
         if self.closed() {
             return match op {
-                Op::ShutdownSend | Op::Close | Op::Abort | Op::Timeout => Unchanged,
+                Op::ShutdownSend | Op::Close | Op::Abort | Op::Abandon | Op::Timeout => Unchanged,
                 _ => MISUSE,
             };
         }
         let connecting = self.started && !self.connected;
         match op {
             Op::Abort => self.finish(CloseReason::Aborted, true),
+            Op::Abandon => self.finish(CloseReason::Abandoned, true),
             Op::Close if !self.connected => self.finish(CloseReason::Aborted, true),
             Op::StartConnect { candidates } => {
                 if !self.client || self.started {
