@@ -411,7 +411,7 @@ impl Drop for Connection {
     /// [`CloseReason::Abandoned`]. A peer must not take a cut-off stream for a complete one.
     fn drop(&mut self) {
         if self.socket.is_some() {
-            self.step(Input::Abort /*ABANDON*/);
+            self.step(Input::Abandon);
         }
     }
 }

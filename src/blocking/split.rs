@@ -54,7 +54,7 @@ impl Drop for Joint {
         let input = match driver.lifecycle.state() {
             State::BothShut => Some(Input::Close),
             State::Closed => None,
-            _ => Some(Input::Abort /*ABANDON*/),
+            _ => Some(Input::Abandon),
         };
         if let Some(input) = input {
             let _ = driver.input(input);
