@@ -15,7 +15,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::{AbortHandle, Connection, Observer, sys};
 use crate::{
     CloseReason, Config, DrainOutcome, DrainTracker, IoErrorKind, Listener, ListenerAction,
-    ListenerConfig, ListenerState, StdClock,
+    ListenerConfig, StdClock,
 };
 
 /// How long the drain's wake-up connection may take; it only has to reach our own listener.
@@ -356,7 +356,7 @@ impl Server {
             .lock_listener()
             .drain(clock.now(), config.drain_timeout);
         perform_listener_actions(&shared, &mut listening);
-        let mut outcome = shared.tracker.wait_timeout(
+        let outcome = shared.tracker.wait_timeout(
             shared
                 .lock_listener()
                 .poll_timeout()
@@ -368,9 +368,6 @@ impl Server {
         }
         for worker in workers {
             let _ = worker.join();
-        }
-        if shared.lock_listener().state() == ListenerState::Draining {
-            outcome = DrainOutcome::Drained;
         }
         report.drain = Some(outcome);
         report.drain_time = drain_started.elapsed();
