@@ -43,8 +43,9 @@ pub use listener_config::ListenerConfig;
 pub use state::{Permits, State};
 pub use time::Instant;
 
-// The blocking adapter over socket2: the core above never reaches it.
-#[cfg(feature = "std")]
+// The blocking adapter over socket2: the core above never reaches it. The loom models check the
+// shared-state pieces below, not the adapter, which needs the real clock.
+#[cfg(all(feature = "std", not(lifecycle_loom)))]
 pub mod blocking;
 
 // Helpers for adapters on the standard library. The core above never uses them.
