@@ -652,7 +652,7 @@ fn s9_drain_serves_well_behaved_clients_and_aborts_stragglers_at_the_deadline() 
         stream.read_exact(&mut plus).expect("S9: accepted");
         stream
     };
-    // A client that sends an echo request and reads it back, with `shape` shaping the pace.
+    // A client that sends an echo request in chunks and reads it back, pausing as told.
     fn client(
         mut stream: TcpStream,
         size: usize,
