@@ -356,12 +356,14 @@ impl Server {
             .lock_listener()
             .drain(clock.now(), config.drain_timeout);
         perform_listener_actions(&shared, &mut listening);
-        let outcome = shared.tracker.wait_timeout(
-            shared
-                .lock_listener()
-                .poll_timeout()
-                .map_or(Duration::ZERO, |deadline| clock.until(deadline)),
-        );
+        // A statement of its own: the listener's lock must be released before the wait, or a
+        // connection that closes during the drain blocks on it and is counted open until the
+        // deadline.
+        let drain_wait = shared
+            .lock_listener()
+            .poll_timeout()
+            .map_or(Duration::ZERO, |deadline| clock.until(deadline));
+        let outcome = shared.tracker.wait_timeout(drain_wait);
         if let DrainOutcome::Expired { .. } = outcome {
             let _ = shared.lock_listener().handle_timeout(clock.now());
             report.aborted_by_drain = perform_listener_actions(&shared, &mut listening);
