@@ -57,9 +57,16 @@ pub(crate) fn is_read_timeout(error: &io::Error) -> bool {
     }
 }
 
-/// `shutdown(2)` of our send side. `ENOTCONN` means the peer already reset the connection.
+/// `shutdown(2)` of our send side. `ENOTCONN` means the peer already reset the connection: the
+/// error its reset left (`SO_ERROR`: `ECONNRESET`, or `EPIPE` after its end of stream) is the
+/// cause, and is returned instead when there is one.
 pub(crate) fn shutdown_write(socket: &Socket) -> io::Result<()> {
-    socket.shutdown(Shutdown::Write)
+    socket
+        .shutdown(Shutdown::Write)
+        .map_err(|error| match socket.take_error() {
+            Ok(Some(cause)) => cause,
+            _ => error,
+        })
 }
 
 /// Makes the coming close a reset (`SO_LINGER` on with a zero timeout).
