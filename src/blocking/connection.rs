@@ -268,6 +268,11 @@ impl Connection {
                     Some(socket) => sys::recv(socket, &mut discard, wait),
                     None => break,
                 };
+                if self.abort_requested.load(Ordering::SeqCst) {
+                    // The handle woke the recv by shutting the receive side: the 0 it then
+                    // returns is not the peer's end of stream. The abort comes first.
+                    continue;
+                }
                 match result {
                     Ok(Received::Bytes(n)) => self.step(Input::Received { len: n }),
                     Ok(Received::EndOfStream) => self.step(Input::EndOfStream),

@@ -1,0 +1,87 @@
+//! Edges of the blocking adapter found in review: an abort that meets a graceful close, a split
+//! half woken by the other's close, a split of a closed connection, socket timeouts shorter than
+//! the kernel counts, and a socket handed over in non-blocking mode.
+
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use socket_lifecycle::blocking::{Connection, Event};
+use socket_lifecycle::{CloseReason, Config, StdClock};
+
+/// A generous bound on any wait in these tests; none should come near it.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// How long the main thread lets another get into a blocking call. If it is not there yet, the
+/// test still passes for the right reason: the checks hold either way.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// Every close reason a connection reported, in order.
+type CloseLog = Arc<Mutex<Vec<CloseReason>>>;
+
+/// The server end of a loopback connection, and its plain std client.
+fn accepted_pair() -> io::Result<(TcpStream, TcpStream)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let peer = TcpStream::connect(listener.local_addr()?)?;
+    peer.set_read_timeout(Some(PATIENCE))?;
+    let (stream, _) = listener.accept()?;
+    Ok((stream, peer))
+}
+
+/// `stream` as an adapter connection whose close reasons go to the returned log.
+fn logged(stream: TcpStream, config: Config) -> io::Result<(Connection, CloseLog)> {
+    let closes = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&closes);
+    let connection =
+        Connection::accepted(stream, config, StdClock::new(), move |event: &Event<'_>| {
+            if let Event::Closed { reason, .. } = event {
+                log.lock().expect("the log").push(*reason);
+            }
+        })?;
+    Ok((connection, closes))
+}
+
+fn pair(config: Config) -> io::Result<(Connection, TcpStream, CloseLog)> {
+    let (stream, peer) = accepted_pair()?;
+    let (connection, log) = logged(stream, config)?;
+    Ok((connection, peer, log))
+}
+
+fn closes(log: &Mutex<Vec<CloseReason>>) -> Vec<CloseReason> {
+    log.lock().expect("the log").clone()
+}
+
+/// Long linger deadlines, so only the peer or an abort can end a close in these tests.
+fn long_linger() -> Config {
+    Config::new()
+        .with_linger(PATIENCE, PATIENCE)
+        .expect("valid linger")
+}
+
+#[test]
+fn l3_an_abort_during_a_lingering_close_closes_as_aborted_not_graceful() -> io::Result<()> {
+    // A straggler a drain gives up on is often in its lingering close, waiting for a peer that
+    // never ends its stream. The abort handle wakes that `recv` by shutting the receive side,
+    // which makes it return 0: that is not the peer's end of stream (C5).
+    let (mut connection, peer, log) = pair(long_linger())?;
+    let handle = connection.abort_handle();
+    let closer = thread::spawn(move || connection.close().map_err(|e| e.kind()));
+    thread::sleep(SETTLE);
+    handle.abort();
+    let answer = closer.join().expect("the closer returns");
+    assert_eq!(
+        answer,
+        Ok(CloseReason::Aborted),
+        "L3/C5 violated: an abort during a lingering close ended as {answer:?}; the peer never \
+         ended its stream, so only an abort can have closed it"
+    );
+    assert_eq!(
+        closes(&log),
+        [CloseReason::Aborted],
+        "L3 violated: an aborted lingering close must be reported once, as aborted"
+    );
+    drop(peer);
+    Ok(())
+}
