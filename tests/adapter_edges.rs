@@ -2,7 +2,7 @@
 //! half woken by the other's close, a split of a closed connection, socket timeouts shorter than
 //! the kernel counts, and a socket handed over in non-blocking mode.
 
-use std::io;
+use std::io::{self, Read};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -83,5 +83,29 @@ fn l3_an_abort_during_a_lingering_close_closes_as_aborted_not_graceful() -> io::
         "L3 violated: an aborted lingering close must be reported once, as aborted"
     );
     drop(peer);
+    Ok(())
+}
+
+#[test]
+fn c6_an_abort_asked_before_close_sends_no_shutdown() -> io::Result<()> {
+    // The abort comes first (a drain's deadline, say) and the thread only then closes: the
+    // close must be the reset, with no `shutdown(Write)` the peer would read as a clean end.
+    let (mut connection, mut peer, log) = pair(long_linger())?;
+    connection.abort_handle().abort();
+    let reason = connection.close().map_err(|e| e.kind());
+    assert_eq!(
+        reason,
+        Ok(CloseReason::Aborted),
+        "C6 violated: an abort asked before close ended as {reason:?}"
+    );
+    let mut rest = Vec::new();
+    let seen = peer.read_to_end(&mut rest).map_err(|e| e.kind());
+    assert_eq!(
+        seen,
+        Err(io::ErrorKind::ConnectionReset),
+        "C6 violated: the peer of an aborted connection read {seen:?} (an end of stream means \
+         shutdown(Write) was sent before the reset)"
+    );
+    assert_eq!(closes(&log), [CloseReason::Aborted]);
     Ok(())
 }

@@ -246,6 +246,10 @@ impl Connection {
     /// The OS error that ended the connection, when one did (a reset, say; the reason is in
     /// [`close_reason`](Self::close_reason)). The socket is released in every case.
     pub fn close(&mut self) -> io::Result<CloseReason> {
+        if self.abort_requested.load(Ordering::SeqCst) {
+            // An abort asked for first is a reset, with no shutdown(Write) before it (C6).
+            self.step(Input::Abort);
+        }
         if !self.driver.lifecycle.is_closed() {
             self.step(Input::Close);
             self.step(Input::Flushed);
