@@ -109,3 +109,31 @@ fn c6_an_abort_asked_before_close_sends_no_shutdown() -> io::Result<()> {
     assert_eq!(closes(&log), [CloseReason::Aborted]);
     Ok(())
 }
+
+#[test]
+fn t1_a_read_half_woken_by_an_abort_gets_an_error_not_an_end_of_stream() -> io::Result<()> {
+    let (connection, peer, log) = pair(Config::default())?;
+    let handle = connection.abort_handle();
+    let (mut read, write) = connection.split();
+    let reader = thread::spawn(move || {
+        let mut buffer = [0; 64];
+        let answer = read.recv(&mut buffer).map_err(|e| e.kind());
+        (answer, read)
+    });
+    thread::sleep(SETTLE);
+    handle.abort();
+    let (answer, read) = reader.join().expect("the reader returns");
+    assert!(
+        answer.is_err(),
+        "T1 violated: a read half woken by an abort returned {answer:?}; 0 would tell the \
+         application the peer ended its stream, and it did not"
+    );
+    drop((read, write));
+    assert_eq!(
+        closes(&log),
+        [CloseReason::Aborted],
+        "T1 violated: not closed exactly once, as aborted"
+    );
+    drop(peer);
+    Ok(())
+}

@@ -154,6 +154,14 @@ impl ReadHalf {
             };
             let result = sys::recv(socket, buf, joint.idle_timeout);
             let mut driver = joint.lock();
+            // Woken by an abort or by the other half's close: the 0 a shut receive side returns
+            // is not the peer's end of stream.
+            if let Err(error) = joint.check_open(&mut driver) {
+                drop(driver);
+                drop(call);
+                self.close_other();
+                return Err(error);
+            }
             let (close, answer) = match result {
                 Ok(Received::Bytes(n)) => {
                     (joint.step(&mut driver, Input::Received { len: n }), Ok(n))
