@@ -137,3 +137,17 @@ fn t1_a_read_half_woken_by_an_abort_gets_an_error_not_an_end_of_stream() -> io::
     drop(peer);
     Ok(())
 }
+
+#[test]
+fn c1_a_connection_split_after_its_close_reports_the_close_once() -> io::Result<()> {
+    let (mut connection, _peer, log) = pair(Config::default())?;
+    assert_eq!(connection.abort(), CloseReason::Aborted);
+    let (read, write) = connection.split();
+    drop((read, write));
+    assert_eq!(
+        closes(&log),
+        [CloseReason::Aborted],
+        "C1 violated: one socket, released once, reported closed more than once"
+    );
+    Ok(())
+}
