@@ -4,6 +4,7 @@
 
 use std::io::{self, Read};
 use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -58,6 +59,16 @@ fn long_linger() -> Config {
     Config::new()
         .with_linger(PATIENCE, PATIENCE)
         .expect("valid linger")
+}
+
+/// Runs `call` on a thread of its own and waits at most `PATIENCE` for its answer; `None` if it
+/// did not come (the thread is left behind, blocked).
+fn bounded<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (sender, receiver) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = sender.send(call());
+    });
+    receiver.recv_timeout(PATIENCE).ok()
 }
 
 #[test]
@@ -149,5 +160,25 @@ fn c1_a_connection_split_after_its_close_reports_the_close_once() -> io::Result<
         [CloseReason::Aborted],
         "C1 violated: one socket, released once, reported closed more than once"
     );
+    Ok(())
+}
+
+#[test]
+fn c8_an_idle_timeout_under_a_microsecond_still_bounds_recv() -> io::Result<()> {
+    // The kernel counts socket timeouts in microseconds, and a timeout that rounds to zero
+    // means "no timeout": a wait for ever on a silent peer.
+    let (mut connection, peer, _log) = pair(Config::default())?;
+    connection.set_idle_timeout(Some(Duration::from_nanos(1)))?;
+    let answer = bounded(move || {
+        let mut buffer = [0; 64];
+        connection.recv(&mut buffer).map_err(|e| e.kind())
+    });
+    assert_eq!(
+        answer,
+        Some(Err(io::ErrorKind::TimedOut)),
+        "C8 violated: a 1 ns idle timeout gave {answer:?} (None: recv still blocked after \
+         {PATIENCE:?}, the timeout became none)"
+    );
+    drop(peer);
     Ok(())
 }

@@ -124,7 +124,7 @@ impl Connection {
     pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let timeout = timeout.filter(|t| !t.is_zero());
         if let Some(socket) = &self.socket {
-            socket.set_write_timeout(timeout)?;
+            socket.set_write_timeout(timeout.map(sys::socket_timeout))?;
         }
         self.idle_timeout = timeout;
         Ok(())

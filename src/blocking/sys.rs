@@ -35,7 +35,7 @@ pub(crate) fn recv(
     }
     // A zero `SO_RCVTIMEO` means "no timeout": the check above keeps a deadline that has come
     // from turning into a wait for ever.
-    socket.set_read_timeout(timeout)?;
+    socket.set_read_timeout(timeout.map(socket_timeout))?;
     let mut reader = socket;
     match retry_interrupted(|| reader.read(buf)) {
         Ok(0) => Ok(Received::EndOfStream),
@@ -43,6 +43,12 @@ pub(crate) fn recv(
         Err(error) if is_read_timeout(&error) => Ok(Received::TimedOut),
         Err(error) => Err(error),
     }
+}
+
+/// A socket timeout (`SO_RCVTIMEO`, `SO_SNDTIMEO`) of at least `timeout`, never zero: the
+/// kernel counts them in microseconds, and one that rounds down to zero means "no timeout".
+pub(crate) fn socket_timeout(timeout: Duration) -> Duration {
+    timeout.max(Duration::from_micros(1))
 }
 
 /// Whether `error` is a passing read or write timeout (`SO_RCVTIMEO`, `SO_SNDTIMEO`) rather
