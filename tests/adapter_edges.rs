@@ -2,7 +2,7 @@
 //! half woken by the other's close, a split of a closed connection, socket timeouts shorter than
 //! the kernel counts, and a socket handed over in non-blocking mode.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -180,5 +180,30 @@ fn c8_an_idle_timeout_under_a_microsecond_still_bounds_recv() -> io::Result<()> 
          {PATIENCE:?}, the timeout became none)"
     );
     drop(peer);
+    Ok(())
+}
+
+#[test]
+fn c8_a_nonblocking_socket_handed_over_is_driven_blocking() -> io::Result<()> {
+    // A socket accepted elsewhere may come in non-blocking mode. The blocking adapter reads its
+    // `EAGAIN` as a timeout: without blocking mode a recv would report an idle timeout that was
+    // never set, and a lingering close would spin on the CPU until its deadline.
+    let (stream, mut peer) = accepted_pair()?;
+    stream.set_nonblocking(true)?;
+    let (mut connection, _log) = logged(stream, Config::default())?;
+    let reader = thread::spawn(move || {
+        let mut buffer = [0; 64];
+        connection.recv(&mut buffer).map_err(|e| e.kind())
+    });
+    thread::sleep(SETTLE);
+    // Fails if the reader already gave up and dropped (reset) the connection: the answer says so.
+    let _ = peer.write_all(b"late");
+    let answer = reader.join().expect("the reader returns");
+    assert_eq!(
+        answer,
+        Ok(4),
+        "C8 violated: recv on a socket handed over non-blocking gave {answer:?} instead of \
+         waiting for the peer's bytes"
+    );
     Ok(())
 }

@@ -88,7 +88,8 @@ impl Connection {
     /// both directions open. `clock` is the server's, so that all its connections share one time.
     ///
     /// # Errors
-    /// Preparing the socket failed (only where `SO_NOSIGPIPE` must be set).
+    /// Preparing the socket failed: putting it in blocking mode, or setting `SO_NOSIGPIPE`
+    /// where that is needed.
     pub fn accepted(
         socket: impl Into<Socket>,
         config: Config,

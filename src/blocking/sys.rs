@@ -125,8 +125,10 @@ const NO_SIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
 )))]
 const NO_SIGNAL: i32 = 0;
 
-/// What every connected socket gets before its first call.
+/// What every connected socket gets before its first call: blocking mode (a socket handed over
+/// may come non-blocking, and its `EAGAIN` would read as a timeout), and no `SIGPIPE`.
 pub(crate) fn prepare(socket: &Socket) -> io::Result<()> {
+    socket.set_nonblocking(false)?;
     #[cfg(any(
         target_os = "macos",
         target_os = "ios",
@@ -134,6 +136,5 @@ pub(crate) fn prepare(socket: &Socket) -> io::Result<()> {
         target_os = "watchos"
     ))]
     socket.set_nosigpipe(true)?;
-    let _ = socket;
     Ok(())
 }
