@@ -207,3 +207,57 @@ fn c8_a_nonblocking_socket_handed_over_is_driven_blocking() -> io::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn t1_a_write_half_blocked_in_send_returns_when_the_read_half_sees_a_reset() -> io::Result<()> {
+    // The peer reads nothing, so the writer fills the buffers and blocks in `send`; the reader
+    // blocks in `recv`. The peer's reset must end both calls: neither half may hang.
+    let (connection, peer, log) = pair(Config::default())?;
+    let (mut read, mut write) = connection.split();
+    let (unbounded, never_blocked) = mpsc::channel();
+    let writer = thread::spawn(move || {
+        let chunk = [0_u8; 16 * 1024];
+        let mut sent = 0_usize;
+        loop {
+            match write.send(&chunk) {
+                Ok(n) => sent = sent.saturating_add(n),
+                Err(error) => return (sent, error.kind(), write),
+            }
+            if sent >= 64 * 1024 * 1024 {
+                let _ = unbounded.send(()); // more than loopback buffers hold: a test defect
+            }
+        }
+    });
+    let reader = thread::spawn(move || {
+        let mut buffer = [0; 64];
+        (read.recv(&mut buffer).map_err(|e| e.kind()), read)
+    });
+    thread::sleep(SETTLE); // both block: the peer is silent and reads nothing
+    assert!(
+        never_blocked.try_recv().is_err(),
+        "T1 test defect: the writer never blocked"
+    );
+    socket2::SockRef::from(&peer).set_linger(Some(Duration::ZERO))?;
+    drop(peer); // a reset
+    let ended = bounded(move || (reader.join(), writer.join()));
+    let Some((Ok((read_answer, read)), Ok((_, write_kind, write)))) = ended else {
+        panic!("T1 violated: a half was still inside its call {PATIENCE:?} after the reset");
+    };
+    assert_eq!(
+        read_answer,
+        Err(io::ErrorKind::ConnectionReset),
+        "T1 violated: the read half did not see the reset"
+    );
+    assert_ne!(
+        write_kind,
+        io::ErrorKind::InvalidInput,
+        "T1 violated: the write half's send after a reset is no misuse"
+    );
+    drop((read, write));
+    assert_eq!(
+        closes(&log),
+        [CloseReason::PeerReset],
+        "T1 violated: not closed exactly once, as reset"
+    );
+    Ok(())
+}
