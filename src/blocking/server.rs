@@ -21,6 +21,11 @@ use crate::{
 /// How long the drain's wake-up connection may take; it only has to reach our own listener.
 const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long `accept` waits before the loop looks for a drain again, in case the drain's wake-up
+/// connection could not be made (no descriptor left). Where `accept` ignores `SO_RCVTIMEO`
+/// (outside Linux, mostly), only the wake-up connection ends the wait.
+const ACCEPT_RECHECK: Duration = Duration::from_secs(1);
+
 /// Everything a [`Server`] runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -262,6 +267,8 @@ impl Server {
         let handler = Arc::new(handler);
         let mut report = ServeReport::default();
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
+        // Failing, it leaves `accept` unbounded, as it is where the option is ignored.
+        let _ = socket.set_read_timeout(Some(ACCEPT_RECHECK));
         let mut listening = Some(socket);
         let mut fatal = None;
 
@@ -336,6 +343,8 @@ impl Server {
                     workers.retain(|worker| !worker.is_finished());
                 }
                 Err(_) if control.lock().is_some() => break,
+                // Nobody came within the recheck: look for a drain again.
+                Err(error) if sys::is_read_timeout(&error) => {}
                 Err(error) => {
                     let kind = IoErrorKind::of(&error);
                     if is_fatal_accept_error(&error) {
