@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use socket_lifecycle::blocking::{Connection, Event};
+use socket_lifecycle::blocking::{Connection, Event, Peer, Server, ServerConfig};
 use socket_lifecycle::{CloseReason, Config, StdClock};
 
 /// A generous bound on any wait in these tests; none should come near it.
@@ -259,5 +259,66 @@ fn t1_a_write_half_blocked_in_send_returns_when_the_read_half_sees_a_reset() -> 
         [CloseReason::PeerReset],
         "T1 violated: not closed exactly once, as reset"
     );
+    Ok(())
+}
+
+#[test]
+fn l3_a_handler_that_panics_is_counted_closed_and_not_aborted_by_the_drain() -> io::Result<()> {
+    // Connection 1's handler panics; connection 2 is a straggler the drain must abort. The
+    // server's books must count connection 1 closed, so the drain aborts one connection.
+    let config = ServerConfig {
+        drain_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let server = Server::bind("127.0.0.1:0".parse().expect("an address"), config)?;
+    let addr = server.local_addr();
+    let drain = server.drain_handle();
+    let log: Arc<Mutex<Vec<(u64, CloseReason)>>> = Arc::default();
+    let observers = Arc::clone(&log);
+    let serving = thread::spawn(move || {
+        server.serve(
+            |connection| {
+                let mut first = [0];
+                connection.recv(&mut first)?;
+                assert!(first != *b"p", "the handler panics, on purpose");
+                let mut rest = [0; 64];
+                connection.recv(&mut rest).map(drop) // the straggler waits here
+            },
+            move |peer: Peer| {
+                let log = Arc::clone(&observers);
+                move |event: &Event<'_>| {
+                    if let Event::Closed { reason, .. } = event {
+                        log.lock().expect("the log").push((peer.id, *reason));
+                    }
+                }
+            },
+        )
+    });
+    let mut panicking = TcpStream::connect(addr)?;
+    panicking.write_all(b"p")?;
+    let mut rest = Vec::new();
+    let _ = panicking.read_to_end(&mut rest); // the panic drops the connection: a reset
+    let mut straggler = TcpStream::connect(addr)?;
+    straggler.write_all(b"s")?;
+    thread::sleep(SETTLE); // the straggler's handler waits for more
+    drain.drain();
+    let report = bounded(move || serving.join().map(|served| served.map_err(|e| e.kind())))
+        .expect("L3 violated: serve did not return")
+        .expect("serve does not panic")
+        .expect("serve succeeds");
+    assert_eq!(
+        report.aborted_by_drain, 1,
+        "L3 violated: the drain counted {} aborted, and only the straggler was open \
+         (a connection whose handler panicked is closed): {report:?}",
+        report.aborted_by_drain
+    );
+    let mut closes = log.lock().expect("the log").clone();
+    closes.sort_by_key(|&(id, _)| id);
+    assert_eq!(
+        closes,
+        [(1, CloseReason::Abandoned), (2, CloseReason::Aborted)],
+        "L3 violated: each connection closes once, the straggler as aborted"
+    );
+    drop(straggler);
     Ok(())
 }

@@ -411,11 +411,15 @@ impl Shared {
 
 /// One connection's thread: the handler, then the close it did not make.
 fn serve_connection(
-    mut connection: Connection,
+    connection: Connection,
     handler: &(dyn Fn(&mut Connection) -> io::Result<()> + Send + Sync),
     shared: &Shared,
     id: u64,
 ) {
+    // Counts the connection closed even if the handler panics; declared before the connection,
+    // so it goes after it, once the socket is released.
+    let _closed = Released { shared, id };
+    let mut connection = connection;
     let _ = handler(&mut connection);
     let reason = match connection.close_reason() {
         Some(reason) => Some(reason),
@@ -424,11 +428,22 @@ fn serve_connection(
     if reason == Some(CloseReason::Graceful) {
         shared.graceful.fetch_add(1, Ordering::SeqCst);
     }
-    drop(connection);
-    shared.lock_registry().remove(&id);
-    let _ = shared
-        .lock_listener()
-        .handle_connection_closed(shared.clock.now());
+}
+
+/// A connection's thread is done with it: the server's books count it closed.
+struct Released<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for Released<'_> {
+    fn drop(&mut self) {
+        self.shared.lock_registry().remove(&self.id);
+        let _ = self
+            .shared
+            .lock_listener()
+            .handle_connection_closed(self.shared.clock.now());
+    }
 }
 
 /// Performs the listener's pending actions; returns how many connections it aborted.
