@@ -241,6 +241,11 @@ impl Server {
     /// A handler's error is the connection's own affair: the connection is closed (gracefully
     /// if it is still open) and the server goes on.
     ///
+    /// `serve` returns once every connection's thread has finished. The drain's abort of a
+    /// straggler is performed by that thread, at its next call on the connection (a `recv`
+    /// waiting on a silent peer is woken for it): a handler that neither calls nor returns,
+    /// one that sleeps for ever say, keeps `serve` waiting.
+    ///
     /// # Errors
     /// `accept` failed in a way that will not pass (the listening socket itself is broken); the
     /// open connections are drained first.
