@@ -328,8 +328,12 @@ fn s3_peer_abort_mid_stream_is_a_reset_closed_once_without_leak() {
     // The adapter's client reads; the server aborts in the middle of its stream.
     let listener = TcpListener::bind("127.0.0.1:0").expect("S3: binding");
     let addr = listener.local_addr().expect("S3: address");
+    // The peer resets only once the client's connect has returned: a reset that comes first
+    // is the connect's own error (`SO_ERROR`), and the connect fails.
+    let (connected, wait_connected) = std::sync::mpsc::channel::<()>();
     let peer = thread::spawn(move || -> io::Result<()> {
         let (mut stream, _) = listener.accept()?;
+        let _ = wait_connected.recv();
         stream.write_all(&pattern(64 * 1024))?;
         socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO))?;
         Ok(())
@@ -339,6 +343,7 @@ fn s3_peer_abort_mid_stream_is_a_reset_closed_once_without_leak() {
         .observer(log.observer(1))
         .connect(addr)
         .expect("S3: connecting");
+    let _ = connected.send(());
     peer.join()
         .expect("S3: the peer returns")
         .expect("S3: the peer");

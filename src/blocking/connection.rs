@@ -88,7 +88,8 @@ impl Connection {
     /// both directions open. `clock` is the server's, so that all its connections share one time.
     ///
     /// # Errors
-    /// Preparing the socket failed (only where `SO_NOSIGPIPE` must be set).
+    /// Preparing the socket failed: putting it in blocking mode, or setting `SO_NOSIGPIPE`
+    /// where that is needed.
     pub fn accepted(
         socket: impl Into<Socket>,
         config: Config,
@@ -124,7 +125,7 @@ impl Connection {
     pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let timeout = timeout.filter(|t| !t.is_zero());
         if let Some(socket) = &self.socket {
-            socket.set_write_timeout(timeout)?;
+            socket.set_write_timeout(timeout.map(sys::socket_timeout))?;
         }
         self.idle_timeout = timeout;
         Ok(())
@@ -246,6 +247,10 @@ impl Connection {
     /// The OS error that ended the connection, when one did (a reset, say; the reason is in
     /// [`close_reason`](Self::close_reason)). The socket is released in every case.
     pub fn close(&mut self) -> io::Result<CloseReason> {
+        if self.abort_requested.load(Ordering::SeqCst) {
+            // An abort asked for first is a reset, with no shutdown(Write) before it (C6).
+            self.step(Input::Abort);
+        }
         if !self.driver.lifecycle.is_closed() {
             self.step(Input::Close);
             self.step(Input::Flushed);
@@ -268,6 +273,11 @@ impl Connection {
                     Some(socket) => sys::recv(socket, &mut discard, wait),
                     None => break,
                 };
+                if self.abort_requested.load(Ordering::SeqCst) {
+                    // The handle woke the recv by shutting the receive side: the 0 it then
+                    // returns is not the peer's end of stream. The abort comes first.
+                    continue;
+                }
                 match result {
                     Ok(Received::Bytes(n)) => self.step(Input::Received { len: n }),
                     Ok(Received::EndOfStream) => self.step(Input::EndOfStream),

@@ -21,6 +21,11 @@ use crate::{
 /// How long the drain's wake-up connection may take; it only has to reach our own listener.
 const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long `accept` waits before the loop looks for a drain again, in case the drain's wake-up
+/// connection could not be made (no descriptor left). Where `accept` ignores `SO_RCVTIMEO`
+/// (outside Linux, mostly), only the wake-up connection ends the wait.
+const ACCEPT_RECHECK: Duration = Duration::from_secs(1);
+
 /// Everything a [`Server`] runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -236,6 +241,11 @@ impl Server {
     /// A handler's error is the connection's own affair: the connection is closed (gracefully
     /// if it is still open) and the server goes on.
     ///
+    /// `serve` returns once every connection's thread has finished. The drain's abort of a
+    /// straggler is performed by that thread, at its next call on the connection (a `recv`
+    /// waiting on a silent peer is woken for it): a handler that neither calls nor returns,
+    /// one that sleeps for ever say, keeps `serve` waiting.
+    ///
     /// # Errors
     /// `accept` failed in a way that will not pass (the listening socket itself is broken); the
     /// open connections are drained first.
@@ -262,6 +272,8 @@ impl Server {
         let handler = Arc::new(handler);
         let mut report = ServeReport::default();
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
+        // Failing, it leaves `accept` unbounded, as it is where the option is ignored.
+        let _ = socket.set_read_timeout(Some(ACCEPT_RECHECK));
         let mut listening = Some(socket);
         let mut fatal = None;
 
@@ -336,6 +348,8 @@ impl Server {
                     workers.retain(|worker| !worker.is_finished());
                 }
                 Err(_) if control.lock().is_some() => break,
+                // Nobody came within the recheck: look for a drain again.
+                Err(error) if sys::is_read_timeout(&error) => {}
                 Err(error) => {
                     let kind = IoErrorKind::of(&error);
                     if is_fatal_accept_error(&error) {
@@ -402,11 +416,15 @@ impl Shared {
 
 /// One connection's thread: the handler, then the close it did not make.
 fn serve_connection(
-    mut connection: Connection,
+    connection: Connection,
     handler: &(dyn Fn(&mut Connection) -> io::Result<()> + Send + Sync),
     shared: &Shared,
     id: u64,
 ) {
+    // Counts the connection closed even if the handler panics; declared before the connection,
+    // so it goes after it, once the socket is released.
+    let _closed = Released { shared, id };
+    let mut connection = connection;
     let _ = handler(&mut connection);
     let reason = match connection.close_reason() {
         Some(reason) => Some(reason),
@@ -415,11 +433,22 @@ fn serve_connection(
     if reason == Some(CloseReason::Graceful) {
         shared.graceful.fetch_add(1, Ordering::SeqCst);
     }
-    drop(connection);
-    shared.lock_registry().remove(&id);
-    let _ = shared
-        .lock_listener()
-        .handle_connection_closed(shared.clock.now());
+}
+
+/// A connection's thread is done with it: the server's books count it closed.
+struct Released<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for Released<'_> {
+    fn drop(&mut self) {
+        self.shared.lock_registry().remove(&self.id);
+        let _ = self
+            .shared
+            .lock_listener()
+            .handle_connection_closed(self.shared.clock.now());
+    }
 }
 
 /// Performs the listener's pending actions; returns how many connections it aborted.

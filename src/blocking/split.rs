@@ -60,7 +60,10 @@ impl Drop for Joint {
             let _ = driver.input(input);
             let _ = driver.perform(self.socket.as_deref());
         }
-        driver.closed();
+        // A connection split after its close was released, and reported, before the split.
+        if self.socket.is_some() {
+            driver.closed();
+        }
     }
 }
 
@@ -154,6 +157,14 @@ impl ReadHalf {
             };
             let result = sys::recv(socket, buf, joint.idle_timeout);
             let mut driver = joint.lock();
+            // Woken by an abort or by the other half's close: the 0 a shut receive side returns
+            // is not the peer's end of stream.
+            if let Err(error) = joint.check_open(&mut driver) {
+                drop(driver);
+                drop(call);
+                self.close_other();
+                return Err(error);
+            }
             let (close, answer) = match result {
                 Ok(Received::Bytes(n)) => {
                     (joint.step(&mut driver, Input::Received { len: n }), Ok(n))

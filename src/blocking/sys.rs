@@ -35,7 +35,7 @@ pub(crate) fn recv(
     }
     // A zero `SO_RCVTIMEO` means "no timeout": the check above keeps a deadline that has come
     // from turning into a wait for ever.
-    socket.set_read_timeout(timeout)?;
+    socket.set_read_timeout(timeout.map(socket_timeout))?;
     let mut reader = socket;
     match retry_interrupted(|| reader.read(buf)) {
         Ok(0) => Ok(Received::EndOfStream),
@@ -43,6 +43,12 @@ pub(crate) fn recv(
         Err(error) if is_read_timeout(&error) => Ok(Received::TimedOut),
         Err(error) => Err(error),
     }
+}
+
+/// A socket timeout (`SO_RCVTIMEO`, `SO_SNDTIMEO`) of at least `timeout`, never zero: the
+/// kernel counts them in microseconds, and one that rounds down to zero means "no timeout".
+pub(crate) fn socket_timeout(timeout: Duration) -> Duration {
+    timeout.max(Duration::from_micros(1))
 }
 
 /// Whether `error` is a passing read or write timeout (`SO_RCVTIMEO`, `SO_SNDTIMEO`) rather
@@ -119,8 +125,10 @@ const NO_SIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
 )))]
 const NO_SIGNAL: i32 = 0;
 
-/// What every connected socket gets before its first call.
+/// What every connected socket gets before its first call: blocking mode (a socket handed over
+/// may come non-blocking, and its `EAGAIN` would read as a timeout), and no `SIGPIPE`.
 pub(crate) fn prepare(socket: &Socket) -> io::Result<()> {
+    socket.set_nonblocking(false)?;
     #[cfg(any(
         target_os = "macos",
         target_os = "ios",
@@ -128,6 +136,5 @@ pub(crate) fn prepare(socket: &Socket) -> io::Result<()> {
         target_os = "watchos"
     ))]
     socket.set_nosigpipe(true)?;
-    let _ = socket;
     Ok(())
 }
