@@ -100,41 +100,18 @@ pub(crate) fn retry_interrupted<T>(mut call: impl FnMut() -> io::Result<T>) -> i
     }
 }
 
-#[cfg(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "dragonfly",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "illumos",
-    target_os = "solaris",
-))]
-const NO_SIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
 // Windows has no SIGPIPE; Apple's systems have no MSG_NOSIGNAL and get SO_NOSIGPIPE on each
-// socket instead (`prepare`).
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "dragonfly",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "illumos",
-    target_os = "solaris",
-)))]
+// socket instead (`prepare`). Every other Unix has MSG_NOSIGNAL.
+#[cfg(not(any(windows, target_vendor = "apple")))]
+const NO_SIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(any(windows, target_vendor = "apple"))]
 const NO_SIGNAL: i32 = 0;
 
 /// What every connected socket gets before its first call: blocking mode (a socket handed over
 /// may come non-blocking, and its `EAGAIN` would read as a timeout), and no `SIGPIPE`.
 pub(crate) fn prepare(socket: &Socket) -> io::Result<()> {
     socket.set_nonblocking(false)?;
-    #[cfg(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "tvos",
-        target_os = "watchos"
-    ))]
+    #[cfg(target_vendor = "apple")]
     socket.set_nosigpipe(true)?;
     Ok(())
 }
