@@ -152,7 +152,8 @@ impl ReadHalf {
             let Some(socket) = joint.socket.as_deref() else {
                 return Err(joint.lock().closed_error());
             };
-            let result = sys::recv(socket, buf, joint.idle_timeout);
+            let result =
+                sys::recv_abortable(socket, buf, joint.idle_timeout, &joint.abort_requested);
             let mut driver = joint.lock();
             let (close, answer) = match result {
                 Ok(Received::Bytes(n)) => {

@@ -4,6 +4,9 @@
 
 use std::io::{self, Read};
 use std::net::Shutdown;
+use std::sync::atomic::AtomicBool;
+#[cfg(windows)]
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use socket2::Socket;
@@ -44,6 +47,50 @@ pub(crate) fn recv(
         Err(error) => Err(error),
     }
 }
+
+/// [`recv`], that also returns (as `TimedOut`) soon after `abort` is raised, for an
+/// [`AbortHandle`](super::AbortHandle) to end a wait on a silent peer.
+///
+/// On Unix, the handle's `shutdown(Read)` ([`wake_reader`]) wakes a blocked `recv`. Winsock's
+/// `shutdown` does not (neither `SD_RECEIVE` nor `SD_BOTH` completes a pending `recv`; checked
+/// under Wine), and only `closesocket` would, which the handle must not do under the owner's call.
+/// So on Windows the wait is cut into slices of at most [`ABORT_POLL`], the flag checked between.
+pub(crate) fn recv_abortable(
+    socket: &Socket,
+    buf: &mut [u8],
+    timeout: Option<Duration>,
+    abort: &AtomicBool,
+) -> io::Result<Received> {
+    #[cfg(windows)]
+    {
+        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+        loop {
+            if abort.load(Ordering::SeqCst) {
+                return Ok(Received::TimedOut);
+            }
+            let left = match (timeout, deadline) {
+                (Some(_), Some(deadline)) => {
+                    Some(deadline.saturating_duration_since(std::time::Instant::now()))
+                }
+                _ => None,
+            };
+            let slice = left.map_or(ABORT_POLL, |left| left.min(ABORT_POLL));
+            match recv(socket, buf, Some(slice))? {
+                Received::TimedOut if left.is_none_or(|left| left > slice) => {}
+                received => return Ok(received),
+            }
+        }
+    }
+    #[cfg(not(windows))]
+    {
+        let _ = abort;
+        recv(socket, buf, timeout)
+    }
+}
+
+/// How long a `recv` on Windows waits before it looks at the abort flag again.
+#[cfg(windows)]
+const ABORT_POLL: Duration = Duration::from_millis(50);
 
 /// Whether `error` is a passing read or write timeout (`SO_RCVTIMEO`, `SO_SNDTIMEO`) rather
 /// than the connection failing.
