@@ -38,6 +38,10 @@ pub(crate) fn recv(
     }
     // A zero `SO_RCVTIMEO` means "no timeout": the check above keeps a deadline that has come
     // from turning into a wait for ever.
+    // Winsock takes whole milliseconds, and socket2 truncates: a wait under 1 ms would be 0, a
+    // wait for ever. Rounded up to 1 ms there.
+    #[cfg(windows)]
+    let timeout = timeout.map(|t| t.max(Duration::from_millis(1)));
     socket.set_read_timeout(timeout)?;
     let mut reader = socket;
     match retry_interrupted(|| reader.read(buf)) {
