@@ -1,28 +1,62 @@
 //! The blocking adapter's own promises, beyond the scenarios of the fault suite: split halves
-//! (T1 over real sockets), the abort handle, a drop while open, and misuse.
+//! (T1 over real sockets), the abort handle, a drop while open, misuse; and the edges a review
+//! found: an abort that meets a graceful close, a split half woken by the other's close, a split
+//! of a closed connection, socket timeouts shorter than the kernel counts, a socket handed over
+//! in non-blocking mode, a handler that panics.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use socket_lifecycle::blocking::{Connection, Event};
+use socket_lifecycle::blocking::{Connection, Event, Peer, Server, ServerConfig};
 use socket_lifecycle::{CloseReason, Config, StdClock};
 
 /// A generous bound on any wait in these tests; none should come near it.
 const PATIENCE: Duration = Duration::from_secs(20);
 
+/// How long the main thread lets another get into a blocking call. If it is not there yet, the
+/// test still passes for the right reason: the checks hold either way.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// How the peer's stream ended after our side reset it: `Err(ConnectionReset)` when it saw the
+/// reset, `Ok(())` when it read a clean end of stream.
+///
+/// Stack-dependent on Windows: Wine's Winsock over the Linux stack reports a reset to `recv` as
+/// an end of stream (0), and only the next `send` fails, with `WSAECONNRESET` (10054); real
+/// Windows fails the `recv` itself. There a reset is told from a clean end of stream by that
+/// `send`: after a clean end of stream, the first send succeeds.
+fn peer_stream_end(peer: &mut TcpStream) -> Result<(), io::ErrorKind> {
+    let mut received = Vec::new();
+    let result = peer.read_to_end(&mut received).map(drop);
+    if cfg!(windows) && result.is_ok() {
+        return match peer.write(b"?") {
+            Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {
+                Err(io::ErrorKind::ConnectionReset)
+            }
+            Err(e) => Err(e.kind()),
+            Ok(_) => Ok(()),
+        };
+    }
+    result.map_err(|e| e.kind())
+}
+
 /// Every close reason a connection reported, in order.
 type CloseLog = Arc<Mutex<Vec<CloseReason>>>;
 
-/// An accepted adapter connection and the plain std peer at the other end. The log holds every
-/// close reason the connection reports.
-fn pair(config: Config) -> io::Result<(Connection, TcpStream, CloseLog)> {
+/// The server end of a loopback connection, and its plain std client.
+fn accepted_pair() -> io::Result<(TcpStream, TcpStream)> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let peer = TcpStream::connect(listener.local_addr()?)?;
     peer.set_read_timeout(Some(PATIENCE))?;
     let (stream, _) = listener.accept()?;
+    Ok((stream, peer))
+}
+
+/// `stream` as an adapter connection whose close reasons go to the returned log.
+fn logged(stream: TcpStream, config: Config) -> io::Result<(Connection, CloseLog)> {
     let closes = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&closes);
     let connection =
@@ -31,11 +65,34 @@ fn pair(config: Config) -> io::Result<(Connection, TcpStream, CloseLog)> {
                 log.lock().expect("the log").push(*reason);
             }
         })?;
-    Ok((connection, peer, closes))
+    Ok((connection, closes))
+}
+
+fn pair(config: Config) -> io::Result<(Connection, TcpStream, CloseLog)> {
+    let (stream, peer) = accepted_pair()?;
+    let (connection, log) = logged(stream, config)?;
+    Ok((connection, peer, log))
 }
 
 fn closes(log: &Mutex<Vec<CloseReason>>) -> Vec<CloseReason> {
     log.lock().expect("the log").clone()
+}
+
+/// Long linger deadlines, so only the peer or an abort can end a close in these tests.
+fn long_linger() -> Config {
+    Config::new()
+        .with_linger(PATIENCE, PATIENCE)
+        .expect("valid linger")
+}
+
+/// Runs `call` on a thread of its own and waits at most `PATIENCE` for its answer; `None` if it
+/// did not come (the thread is left behind, blocked).
+fn bounded<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (sender, receiver) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = sender.send(call());
+    });
+    receiver.recv_timeout(PATIENCE).ok()
 }
 
 #[test]
@@ -112,10 +169,8 @@ fn dropping_an_open_connection_resets_it_with_its_own_reason() -> io::Result<()>
     let (mut connection, mut peer, log) = pair(Config::default())?;
     connection.send_all(b"half a message")?;
     drop(connection);
-    let mut received = Vec::new();
-    let result = peer.read_to_end(&mut received);
     assert_eq!(
-        result.map_err(|e| e.kind()),
+        peer_stream_end(&mut peer),
         Err(io::ErrorKind::ConnectionReset),
         "a connection dropped while open must reset, so a cut-off stream never looks complete"
     );
@@ -149,9 +204,8 @@ fn an_abort_handle_wakes_a_recv_blocked_on_a_silent_peer() -> io::Result<()> {
         [CloseReason::Aborted],
         "C1 violated: not closed exactly once"
     );
-    let mut rest = Vec::new();
     assert_eq!(
-        peer.read_to_end(&mut rest).map_err(|e| e.kind()),
+        peer_stream_end(&mut peer),
         Err(io::ErrorKind::ConnectionReset),
         "C6 violated: an abort must reach the peer as a reset"
     );
@@ -206,5 +260,256 @@ fn an_idle_timeout_leaves_the_connection_open_for_a_graceful_close() -> io::Resu
         Ok(CloseReason::Graceful)
     );
     assert_eq!(closes(&log), [CloseReason::Graceful]);
+    Ok(())
+}
+
+#[test]
+fn l3_an_abort_during_a_lingering_close_closes_as_aborted_not_graceful() -> io::Result<()> {
+    // A straggler a drain gives up on is often in its lingering close, waiting for a peer that
+    // never ends its stream. The abort handle wakes that `recv` by shutting the receive side,
+    // which makes it return 0: that is not the peer's end of stream (C5).
+    let (mut connection, peer, log) = pair(long_linger())?;
+    let handle = connection.abort_handle();
+    let closer = thread::spawn(move || connection.close().map_err(|e| e.kind()));
+    thread::sleep(SETTLE);
+    handle.abort();
+    let answer = closer.join().expect("the closer returns");
+    assert_eq!(
+        answer,
+        Ok(CloseReason::Aborted),
+        "L3/C5 violated: an abort during a lingering close ended as {answer:?}; the peer never \
+         ended its stream, so only an abort can have closed it"
+    );
+    assert_eq!(
+        closes(&log),
+        [CloseReason::Aborted],
+        "L3 violated: an aborted lingering close must be reported once, as aborted"
+    );
+    drop(peer);
+    Ok(())
+}
+
+#[test]
+fn c6_an_abort_asked_before_close_sends_no_shutdown() -> io::Result<()> {
+    // The abort comes first (a drain's deadline, say) and the thread only then closes: the
+    // close must be the reset, with no `shutdown(Write)` the peer would read as a clean end.
+    let (mut connection, mut peer, log) = pair(long_linger())?;
+    connection.abort_handle().abort();
+    let reason = connection.close().map_err(|e| e.kind());
+    assert_eq!(
+        reason,
+        Ok(CloseReason::Aborted),
+        "C6 violated: an abort asked before close ended as {reason:?}"
+    );
+    let seen = peer_stream_end(&mut peer);
+    assert_eq!(
+        seen,
+        Err(io::ErrorKind::ConnectionReset),
+        "C6 violated: the peer of an aborted connection read {seen:?} (an end of stream means \
+         shutdown(Write) was sent before the reset)"
+    );
+    assert_eq!(closes(&log), [CloseReason::Aborted]);
+    Ok(())
+}
+
+#[test]
+fn t1_a_read_half_woken_by_an_abort_gets_an_error_not_an_end_of_stream() -> io::Result<()> {
+    let (connection, peer, log) = pair(Config::default())?;
+    let handle = connection.abort_handle();
+    let (mut read, write) = connection.split();
+    let reader = thread::spawn(move || {
+        let mut buffer = [0; 64];
+        let answer = read.recv(&mut buffer).map_err(|e| e.kind());
+        (answer, read)
+    });
+    thread::sleep(SETTLE);
+    handle.abort();
+    let (answer, read) = reader.join().expect("the reader returns");
+    assert!(
+        answer.is_err(),
+        "T1 violated: a read half woken by an abort returned {answer:?}; 0 would tell the \
+         application the peer ended its stream, and it did not"
+    );
+    drop((read, write));
+    assert_eq!(
+        closes(&log),
+        [CloseReason::Aborted],
+        "T1 violated: not closed exactly once, as aborted"
+    );
+    drop(peer);
+    Ok(())
+}
+
+#[test]
+fn c1_a_connection_split_after_its_close_reports_the_close_once() -> io::Result<()> {
+    let (mut connection, _peer, log) = pair(Config::default())?;
+    assert_eq!(connection.abort(), CloseReason::Aborted);
+    let (read, write) = connection.split();
+    drop((read, write));
+    assert_eq!(
+        closes(&log),
+        [CloseReason::Aborted],
+        "C1 violated: one socket, released once, reported closed more than once"
+    );
+    Ok(())
+}
+
+#[test]
+fn c8_an_idle_timeout_under_a_microsecond_still_bounds_recv() -> io::Result<()> {
+    // The kernel counts socket timeouts in microseconds, and a timeout that rounds to zero
+    // means "no timeout": a wait for ever on a silent peer.
+    let (mut connection, peer, _log) = pair(Config::default())?;
+    connection.set_idle_timeout(Some(Duration::from_nanos(1)))?;
+    let answer = bounded(move || {
+        let mut buffer = [0; 64];
+        connection.recv(&mut buffer).map_err(|e| e.kind())
+    });
+    assert_eq!(
+        answer,
+        Some(Err(io::ErrorKind::TimedOut)),
+        "C8 violated: a 1 ns idle timeout gave {answer:?} (None: recv still blocked after \
+         {PATIENCE:?}, the timeout became none)"
+    );
+    drop(peer);
+    Ok(())
+}
+
+#[test]
+fn c8_a_nonblocking_socket_handed_over_is_driven_blocking() -> io::Result<()> {
+    // A socket accepted elsewhere may come in non-blocking mode. The blocking adapter reads its
+    // `EAGAIN` as a timeout: without blocking mode a recv would report an idle timeout that was
+    // never set, and a lingering close would spin on the CPU until its deadline.
+    let (stream, mut peer) = accepted_pair()?;
+    stream.set_nonblocking(true)?;
+    let (mut connection, _log) = logged(stream, Config::default())?;
+    let reader = thread::spawn(move || {
+        let mut buffer = [0; 64];
+        connection.recv(&mut buffer).map_err(|e| e.kind())
+    });
+    thread::sleep(SETTLE);
+    // Fails if the reader already gave up and dropped (reset) the connection: the answer says so.
+    let _ = peer.write_all(b"late");
+    let answer = reader.join().expect("the reader returns");
+    assert_eq!(
+        answer,
+        Ok(4),
+        "C8 violated: recv on a socket handed over non-blocking gave {answer:?} instead of \
+         waiting for the peer's bytes"
+    );
+    Ok(())
+}
+
+#[test]
+fn t1_a_write_half_blocked_in_send_returns_when_the_read_half_sees_a_reset() -> io::Result<()> {
+    // The peer reads nothing, so the writer fills the buffers and blocks in `send`; the reader
+    // blocks in `recv`. The peer's reset must end both calls: neither half may hang.
+    let (connection, peer, log) = pair(Config::default())?;
+    let (mut read, mut write) = connection.split();
+    let (unbounded, never_blocked) = mpsc::channel();
+    let writer = thread::spawn(move || {
+        let chunk = [0_u8; 16 * 1024];
+        let mut sent = 0_usize;
+        loop {
+            match write.send(&chunk) {
+                Ok(n) => sent = sent.saturating_add(n),
+                Err(error) => return (sent, error.kind(), write),
+            }
+            if sent >= 64 * 1024 * 1024 {
+                let _ = unbounded.send(()); // more than loopback buffers hold: a test defect
+            }
+        }
+    });
+    let reader = thread::spawn(move || {
+        let mut buffer = [0; 64];
+        (read.recv(&mut buffer).map_err(|e| e.kind()), read)
+    });
+    thread::sleep(SETTLE); // both block: the peer is silent and reads nothing
+    assert!(
+        never_blocked.try_recv().is_err(),
+        "T1 test defect: the writer never blocked"
+    );
+    socket2::SockRef::from(&peer).set_linger(Some(Duration::ZERO))?;
+    drop(peer); // a reset
+    let ended = bounded(move || (reader.join(), writer.join()));
+    let Some((Ok((read_answer, read)), Ok((_, write_kind, write)))) = ended else {
+        panic!("T1 violated: a half was still inside its call {PATIENCE:?} after the reset");
+    };
+    assert_eq!(
+        read_answer,
+        Err(io::ErrorKind::ConnectionReset),
+        "T1 violated: the read half did not see the reset"
+    );
+    assert_ne!(
+        write_kind,
+        io::ErrorKind::InvalidInput,
+        "T1 violated: the write half's send after a reset is no misuse"
+    );
+    drop((read, write));
+    assert_eq!(
+        closes(&log),
+        [CloseReason::PeerReset],
+        "T1 violated: not closed exactly once, as reset"
+    );
+    Ok(())
+}
+
+#[test]
+fn l3_a_handler_that_panics_is_counted_closed_and_not_aborted_by_the_drain() -> io::Result<()> {
+    // Connection 1's handler panics; connection 2 is a straggler the drain must abort. The
+    // server's books must count connection 1 closed, so the drain aborts one connection.
+    let config = ServerConfig {
+        drain_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let server = Server::bind("127.0.0.1:0".parse().expect("an address"), config)?;
+    let addr = server.local_addr();
+    let drain = server.drain_handle();
+    let log: Arc<Mutex<Vec<(u64, CloseReason)>>> = Arc::default();
+    let observers = Arc::clone(&log);
+    let serving = thread::spawn(move || {
+        server.serve(
+            |connection| {
+                let mut first = [0];
+                connection.recv(&mut first)?;
+                assert!(first != *b"p", "the handler panics, on purpose");
+                let mut rest = [0; 64];
+                connection.recv(&mut rest).map(drop) // the straggler waits here
+            },
+            move |peer: Peer| {
+                let log = Arc::clone(&observers);
+                move |event: &Event<'_>| {
+                    if let Event::Closed { reason, .. } = event {
+                        log.lock().expect("the log").push((peer.id, *reason));
+                    }
+                }
+            },
+        )
+    });
+    let mut panicking = TcpStream::connect(addr)?;
+    panicking.write_all(b"p")?;
+    let mut rest = Vec::new();
+    let _ = panicking.read_to_end(&mut rest); // the panic drops the connection: a reset
+    let mut straggler = TcpStream::connect(addr)?;
+    straggler.write_all(b"s")?;
+    thread::sleep(SETTLE); // the straggler's handler waits for more
+    drain.drain();
+    let report = bounded(move || serving.join().map(|served| served.map_err(|e| e.kind())))
+        .expect("L3 violated: serve did not return")
+        .expect("serve does not panic")
+        .expect("serve succeeds");
+    assert_eq!(
+        report.aborted_by_drain, 1,
+        "L3 violated: the drain counted {} aborted, and only the straggler was open \
+         (a connection whose handler panicked is closed): {report:?}",
+        report.aborted_by_drain
+    );
+    let mut closes = log.lock().expect("the log").clone();
+    closes.sort_by_key(|&(id, _)| id);
+    assert_eq!(
+        closes,
+        [(1, CloseReason::Abandoned), (2, CloseReason::Aborted)],
+        "L3 violated: each connection closes once, the straggler as aborted"
+    );
+    drop(straggler);
     Ok(())
 }

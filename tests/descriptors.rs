@@ -104,6 +104,11 @@ fn client_side(
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "S7 counts open descriptors: Windows has no /proc/self/fd, and Wine's \
+              GetProcessHandleCount answers 0"
+)]
 fn s7_thousands_of_connections_through_every_scenario_leave_no_descriptor_open() {
     let before = fd_count();
     let started = Instant::now();

@@ -151,7 +151,9 @@ impl Connection {
             return Ok(0);
         }
         let result = match &self.socket {
-            Some(socket) => sys::recv(socket, buf, self.idle_timeout),
+            Some(socket) => {
+                sys::recv_abortable(socket, buf, self.idle_timeout, &self.abort_requested)
+            }
             None => return Err(self.driver.closed_error()),
         };
         self.check_open()?;
@@ -270,7 +272,9 @@ impl Connection {
                     .poll_timeout()
                     .map(|deadline| self.driver.clock.until(deadline));
                 let result = match &self.socket {
-                    Some(socket) => sys::recv(socket, &mut discard, wait),
+                    Some(socket) => {
+                        sys::recv_abortable(socket, &mut discard, wait, &self.abort_requested)
+                    }
                     None => break,
                 };
                 if self.abort_requested.load(Ordering::SeqCst) {

@@ -4,6 +4,9 @@
 
 use std::io::{self, Read};
 use std::net::Shutdown;
+use std::sync::atomic::AtomicBool;
+#[cfg(windows)]
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use socket2::Socket;
@@ -45,22 +48,68 @@ pub(crate) fn recv(
     }
 }
 
-/// A socket timeout (`SO_RCVTIMEO`, `SO_SNDTIMEO`) of at least `timeout`, never zero: the
-/// kernel counts them in microseconds, and one that rounds down to zero means "no timeout".
+/// A socket timeout (`SO_RCVTIMEO`, `SO_SNDTIMEO`) of at least `timeout`, never zero: Unix
+/// counts them in microseconds and Winsock in whole milliseconds, socket2 truncates to the
+/// unit, and a timeout that rounds down to zero means "no timeout", a wait for ever.
 pub(crate) fn socket_timeout(timeout: Duration) -> Duration {
-    timeout.max(Duration::from_micros(1))
+    #[cfg(windows)]
+    let unit = Duration::from_millis(1);
+    #[cfg(not(windows))]
+    let unit = Duration::from_micros(1);
+    timeout.max(unit)
 }
+
+/// [`recv`], that also returns (as `TimedOut`) soon after `abort` is raised, for an
+/// [`AbortHandle`](super::AbortHandle) to end a wait on a silent peer.
+///
+/// On Unix, the handle's `shutdown(Read)` ([`wake_reader`]) wakes a blocked `recv`. Winsock's
+/// `shutdown` does not (neither `SD_RECEIVE` nor `SD_BOTH` completes a pending `recv`; checked
+/// under Wine), and only `closesocket` would, which the handle must not do under the owner's call.
+/// So on Windows the wait is cut into slices of at most [`ABORT_POLL`], the flag checked between.
+pub(crate) fn recv_abortable(
+    socket: &Socket,
+    buf: &mut [u8],
+    timeout: Option<Duration>,
+    abort: &AtomicBool,
+) -> io::Result<Received> {
+    #[cfg(windows)]
+    {
+        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+        loop {
+            if abort.load(Ordering::SeqCst) {
+                return Ok(Received::TimedOut);
+            }
+            let left = match (timeout, deadline) {
+                (Some(_), Some(deadline)) => {
+                    Some(deadline.saturating_duration_since(std::time::Instant::now()))
+                }
+                _ => None,
+            };
+            let slice = left.map_or(ABORT_POLL, |left| left.min(ABORT_POLL));
+            match recv(socket, buf, Some(slice))? {
+                Received::TimedOut if left.is_none_or(|left| left > slice) => {}
+                received => return Ok(received),
+            }
+        }
+    }
+    #[cfg(not(windows))]
+    {
+        let _ = abort;
+        recv(socket, buf, timeout)
+    }
+}
+
+/// How long a `recv` on Windows waits before it looks at the abort flag again.
+#[cfg(windows)]
+const ABORT_POLL: Duration = Duration::from_millis(50);
 
 /// Whether `error` is a passing read or write timeout (`SO_RCVTIMEO`, `SO_SNDTIMEO`) rather
 /// than the connection failing.
 pub(crate) fn is_read_timeout(error: &io::Error) -> bool {
     // Unix reports an expired socket timeout as EAGAIN. Windows reports it as WSAETIMEDOUT,
     // which it also uses for a connection that timed out, so there both read as a timeout.
-    match error.kind() {
-        io::ErrorKind::WouldBlock => true,
-        io::ErrorKind::TimedOut => cfg!(windows),
-        _ => false,
-    }
+    let kind = error.kind();
+    kind == io::ErrorKind::WouldBlock || (cfg!(windows) && kind == io::ErrorKind::TimedOut)
 }
 
 /// `shutdown(2)` of our send side. `ENOTCONN` means the peer already reset the connection: the
