@@ -74,9 +74,13 @@ pub struct Lifecycle {
     now: Instant,
     /// While connecting: the current attempt's deadline. While closing: the total linger deadline.
     deadline: Instant,
-    /// While lingering: the deadline for the peer's next byte or end of stream.
-    idle_deadline: Instant,
     config: Config,
+    /// While lingering: how many microseconds before `deadline` the idle deadline (for the peer's
+    /// next byte or end of stream) falls, or 0 if it falls at or after it. Only the earlier of
+    /// the two deadlines ever matters, and kept this way it is exact in 32 bits: the idle
+    /// deadline starts no earlier than the close request, so it lies at most
+    /// `linger_total - linger_idle` before the total deadline (see [`Self::restart_idle_deadline`]).
+    idle_lead: u32,
     state: State,
     pending: PendingActions,
     reason: Option<CloseReason>,
@@ -92,8 +96,8 @@ impl Lifecycle {
         Self {
             now: Instant::ZERO,
             deadline: Instant::ZERO,
-            idle_deadline: Instant::ZERO,
             config,
+            idle_lead: 0,
             state: State::Idle,
             pending: PendingActions::EMPTY,
             reason: None,
@@ -275,7 +279,7 @@ impl Lifecycle {
             State::Connecting | State::ClosingFlushing | State::ClosingFlushingPeerShut => {
                 Some(self.deadline)
             }
-            State::Lingering => Some(core::cmp::min(self.deadline, self.idle_deadline)),
+            State::Lingering => Some(self.linger_deadline()),
             _ => None,
         }
     }
@@ -437,7 +441,7 @@ impl Lifecycle {
             (_, Input::Received { .. }) if !self.may_receive() => invalid,
             (_, Input::Received { len: 0 }) => Err(Error::EmptyReceive),
             (Lingering, Input::Received { .. }) => {
-                self.idle_deadline = self.now.saturating_add(self.config.linger_idle());
+                self.restart_idle_deadline();
                 Ok(Outcome::Changed)
             }
             (_, Input::Received { .. }) => Ok(Unchanged),
@@ -450,9 +454,7 @@ impl Lifecycle {
                 self.pending.insert(PendingActions::SET_LINGER_ZERO);
                 Ok(self.finish(CloseReason::LingerTimeout))
             }
-            (Lingering, Input::Timeout)
-                if self.now >= self.deadline || self.now >= self.idle_deadline =>
-            {
+            (Lingering, Input::Timeout) if self.now >= self.linger_deadline() => {
                 Ok(self.finish(CloseReason::LingerTimeout))
             }
             (_, Input::Timeout) => Ok(Unchanged),
@@ -468,13 +470,36 @@ impl Lifecycle {
             self.deadline = self.now.saturating_add(self.config.linger_total());
         }
         if next == State::Lingering {
-            self.idle_deadline = self.now.saturating_add(self.config.linger_idle());
+            self.restart_idle_deadline();
         }
         if next == State::Closed {
             self.pending.insert(PendingActions::CLOSE);
         }
         self.state = next;
         Outcome::Changed
+    }
+
+    /// Starts the idle deadline again from now, kept as its lead on the total deadline. The lead
+    /// is at most `linger_total - linger_idle`, which fits in 32 bits like every setting: the
+    /// total deadline is the close request plus `linger_total` (or the end of time), and now is
+    /// no earlier than the close request.
+    fn restart_idle_deadline(&mut self) {
+        let idle_deadline = self.now.saturating_add(self.config.linger_idle());
+        let lead = self
+            .deadline
+            .as_micros()
+            .saturating_sub(idle_deadline.as_micros());
+        // Cannot fail, as above; the total deadline is the safe reading if it ever did.
+        self.idle_lead = u32::try_from(lead).unwrap_or(0);
+    }
+
+    /// While lingering, the deadline that fires first: the idle deadline or the total one.
+    fn linger_deadline(&self) -> Instant {
+        Instant::from_micros(
+            self.deadline
+                .as_micros()
+                .saturating_sub(u64::from(self.idle_lead)),
+        )
     }
 
     fn shut_send_and_enter(&mut self, next: State) -> Outcome {

@@ -679,6 +679,40 @@ mod lingering {
         );
     }
 
+    /// The idle deadline is kept as its lead on the total one in 32 bits: check it stays exact at
+    /// the widest lead a configuration allows, when overdue, and at the end of representable time.
+    #[test]
+    fn c8_the_idle_deadline_is_exact_at_the_edges_of_its_range() {
+        let widest = Config::new()
+            .with_linger(Config::LONGEST, Duration::from_micros(1))
+            .unwrap();
+        let us = Instant::from_micros;
+        for start in [0, 1_000_000, u64::MAX - 3, u64::MAX] {
+            let mut conn = Lifecycle::accepted(us(start), widest);
+            ok(conn.shutdown_send(us(start)));
+            ok(conn.handle_flushed(us(start)));
+            ok(conn.close(us(start)));
+            actions(&mut conn);
+            let idle = us(start.saturating_add(1));
+            assert_eq!(conn.poll_timeout(), Some(idle), "C8 violated from {start}");
+            // Time passes without a timeout being handled: the overdue deadline is still reported
+            // as it was, not as the new time.
+            let later = us(start.saturating_add(1 << 40));
+            ok(conn.close(later));
+            assert_eq!(conn.poll_timeout(), Some(idle), "C8 violated from {start}");
+            ok(conn.handle_timeout(later));
+            assert_eq!(
+                conn.close_reason(),
+                Some(CloseReason::LingerTimeout),
+                "C8 violated from {start}"
+            );
+        }
+        // A byte just before the total deadline: the idle deadline lies past it, the total fires.
+        let mut conn = reach(State::Lingering);
+        ok(conn.handle_received(t(1_005), 1));
+        assert_eq!(conn.poll_timeout(), Some(t(1_010)), "C8 violated");
+    }
+
     #[test]
     fn c8_a_trickling_peer_is_closed_at_the_total_deadline() {
         let mut conn = reach(State::Lingering);
@@ -996,6 +1030,12 @@ mod whole_machine {
         }
     }
 
+    /// 40 bytes, none of them padding: the time seen and the running deadline (8 each), the
+    /// settings (12), the idle deadline's lead (4), the candidate and their count (2 each), the
+    /// close reason (2), the state and the pending actions (1 each). 32 is out of reach without
+    /// losing something observable: while lingering, the time seen, the settings (`config()`),
+    /// the total deadline and the idle deadline (either may be overdue, and `poll_timeout` reports
+    /// it as it was) take 8 + 12 + 8 + 4 bytes already, leaving nothing for the state.
     #[test]
     fn the_lifecycle_is_small() {
         std::println!(
@@ -1004,7 +1044,7 @@ mod whole_machine {
             core::mem::size_of::<crate::Listener>()
         );
         assert!(
-            core::mem::size_of::<Lifecycle>() <= 48,
+            core::mem::size_of::<Lifecycle>() <= 40,
             "Lifecycle grew to {} bytes",
             core::mem::size_of::<Lifecycle>()
         );
