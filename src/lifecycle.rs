@@ -249,19 +249,23 @@ impl Lifecycle {
     ///
     /// # Errors
     /// As the method for the input; a refused input changes nothing, not even the time.
+    #[inline]
     pub fn handle(&mut self, now: Instant, input: Input) -> Result<Outcome, Error> {
-        // The transition works on a copy that replaces `self` only on success, so a refused
-        // input cannot leave a half-made change behind.
-        let mut next = self.clone();
-        next.now = self.now.max(now);
-        let outcome = next.apply(input)?;
-        *self = next;
-        Ok(outcome)
+        // `apply` decides every refusal before it changes anything (the model check and the
+        // property suite hold it to that, rule C9), so only the time needs putting back.
+        let before = self.now;
+        self.now = self.now.max(now);
+        let outcome = self.apply(input);
+        if outcome.is_err() {
+            self.now = before;
+        }
+        outcome
     }
 
     // ---- polls ---------------------------------------------------------------------------------
 
     /// The next action for the adapter, each handed out once, in the order to perform them.
+    #[inline]
     pub fn poll_action(&mut self) -> Option<Action> {
         Some(match self.pending.pop_first()? {
             PendingActions::CONNECT => Action::Connect {
@@ -274,6 +278,7 @@ impl Lifecycle {
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next, if a deadline is running.
+    #[inline]
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             State::Connecting | State::ClosingFlushing | State::ClosingFlushingPeerShut => {
