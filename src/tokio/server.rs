@@ -291,14 +291,17 @@ impl Server {
                 true
             }
         };
+        let mut outcome = DrainOutcome::Drained;
         if !finished {
             shared.tracker.expire();
+            // Counted now: the aborts below release them all.
+            outcome = shared.tracker.outcome().unwrap_or(outcome);
             let _ = shared.lock_listener().handle_timeout(clock.now());
             report.aborted_by_drain = perform_listener_actions(&shared, &mut listening);
             // Each aborted task resets its connection and ends at once.
             join_all(&mut tasks).await;
         }
-        report.drain = Some(shared.tracker.outcome().unwrap_or(DrainOutcome::Drained));
+        report.drain = Some(outcome);
         report.drain_time = drain_started.elapsed();
         report.graceful = shared.graceful.load(Ordering::SeqCst);
         match fatal {
