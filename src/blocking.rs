@@ -10,11 +10,11 @@
 mod abort_handle;
 mod connection;
 mod connector;
-mod driver;
+pub(crate) mod driver;
 mod observer;
 mod server;
 mod split;
-mod sys;
+pub(crate) mod sys;
 
 pub use abort_handle::AbortHandle;
 pub use connection::Connection;

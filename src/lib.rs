@@ -48,6 +48,10 @@ pub use time::Instant;
 #[cfg(all(feature = "std", not(lifecycle_loom)))]
 pub mod blocking;
 
+// The tokio adapter: the blocking adapter's connection loop, on tokio's sockets and timers.
+#[cfg(all(feature = "tokio", not(lifecycle_loom)))]
+pub mod tokio;
+
 // Helpers for adapters on the standard library. The core above never uses them.
 #[cfg(feature = "std")]
 mod close_guard;

@@ -1,0 +1,438 @@
+//! A tokio server on the listener lifecycle: an accept loop, a task per connection, and a
+//! graceful drain.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant as StdInstant;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::connection::timer_of;
+use super::{AbortHandle, Connection, Observer, Peer, ServeReport, ServerConfig};
+use crate::{
+    CloseReason, DrainOutcome, DrainTracker, IoErrorKind, Listener, ListenerAction, StdClock,
+};
+
+/// What a connection's handler returns: a boxed future that may borrow the connection.
+///
+/// A handler is a closure `|connection| Box::pin(async move { ... })`, or
+/// `|connection| Box::pin(my_handler(connection))` for an `async fn my_handler(connection: &mut
+/// Connection) -> io::Result<()>`.
+pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = io::Result<()>> + Send + 'a>>;
+
+/// Starts a drain from anywhere (a task, a thread, a signal handler's task): see
+/// [`Server::drain_handle`].
+#[derive(Clone, Debug)]
+pub struct DrainHandle {
+    requested: Arc<watch::Sender<Option<StdInstant>>>,
+}
+
+impl DrainHandle {
+    /// Starts the drain: no more accepts; open connections have until the drain timeout to
+    /// finish, and are aborted then. Returns at once, and needs no runtime; [`Server::serve`]
+    /// returns when the drain is over. Repeating it changes nothing.
+    pub fn drain(&self) {
+        self.requested.send_if_modified(|requested| {
+            let first = requested.is_none();
+            requested.get_or_insert_with(StdInstant::now);
+            first
+        });
+    }
+}
+
+/// A TCP server whose listening socket follows the [`Listener`] lifecycle and whose connections
+/// each follow a [`Lifecycle`](crate::Lifecycle): the [blocking server](crate::blocking::Server)
+/// on tokio.
+///
+/// [`serve`](Self::serve) runs the accept loop in the calling task and each connection's handler
+/// in a task of its own (`tokio::spawn`). When the handler returns, the connection is closed
+/// gracefully (or was closed by the handler). A failed accept (out of descriptors: `EMFILE`,
+/// `ENFILE`) pauses accepting with the listener's backoff, a tokio timer, instead of spinning,
+/// and accepting resumes by itself. A drain ([`DrainHandle::drain`]) stops accepting and closes
+/// the listening socket at once, lets the open connections finish, and at the drain deadline
+/// aborts those still open (rule L3): each one's task sees its abort signal, drops its handler's
+/// future and resets the connection. `serve` returns when every connection is closed.
+///
+/// ```
+/// use socket_lifecycle::tokio::{Connection, Server, ServerConfig};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// async fn echo(connection: &mut Connection) -> std::io::Result<()> {
+///     let mut buffer = [0; 4096];
+///     loop {
+///         match connection.recv(&mut buffer).await? {
+///             0 => break,
+///             n => connection.send_all(&buffer[..n]).await?,
+///         }
+///     }
+///     connection.shutdown_send()
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let server = Server::bind("127.0.0.1:0".parse()?, ServerConfig::default()).await?;
+/// let address = server.local_addr();
+/// let drain = server.drain_handle();
+/// let serving = tokio::spawn(server.serve(|connection| Box::pin(echo(connection)), |_| ()));
+///
+/// let mut client = tokio::net::TcpStream::connect(address).await?;
+/// client.write_all(b"this is a test").await?;
+/// client.shutdown().await?;
+/// let mut reply = String::new();
+/// client.read_to_string(&mut reply).await?;
+/// assert_eq!(reply, "this is a test");
+/// drop(client);
+///
+/// drain.drain();
+/// let report = serving.await??;
+/// assert_eq!(report.accepted, 1);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    config: ServerConfig,
+    clock: StdClock,
+    requested: Arc<watch::Sender<Option<StdInstant>>>,
+}
+
+impl Server {
+    /// Binds and listens on `addr` (`SO_REUSEADDR` on Unix, so a restart does not wait for
+    /// `TIME_WAIT`). Call it within a tokio runtime with I/O enabled.
+    ///
+    /// # Errors
+    /// The socket could not be made, bound (the port is in use: `EADDRINUSE`) or listen; the
+    /// message names the address and the OS error.
+    pub async fn bind(addr: SocketAddr, config: ServerConfig) -> io::Result<Self> {
+        let listen = || -> io::Result<TcpListener> {
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            #[cfg(unix)]
+            socket.set_reuse_address(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(config.backlog)?;
+            socket.set_nonblocking(true)?;
+            TcpListener::from_std(socket.into())
+        };
+        let listener = listen().map_err(|error| {
+            io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}"))
+        })?;
+        let local_addr = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            local_addr,
+            config,
+            clock: StdClock::new(),
+            requested: Arc::new(watch::Sender::new(None)),
+        })
+    }
+
+    /// The address the server listens on (with the port the system chose for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The clock the server and its connections share.
+    pub fn clock(&self) -> StdClock {
+        self.clock
+    }
+
+    /// A handle that starts the drain from anywhere (a Ctrl-C task, say).
+    pub fn drain_handle(&self) -> DrainHandle {
+        DrainHandle {
+            requested: Arc::clone(&self.requested),
+        }
+    }
+
+    /// Serves until a drain is over: accepts, runs `handler` on each connection in a task of its
+    /// own, then closes the connection gracefully if the handler did not close it. `observer`
+    /// gives each connection its [`Observer`].
+    ///
+    /// A handler's error is the connection's own affair: the connection is closed (gracefully
+    /// if it is still open) and the server goes on. So is a handler's panic: the connection is
+    /// then reset, as a dropped one is.
+    ///
+    /// # Errors
+    /// `accept` failed in a way that will not pass (the listening socket itself is broken); the
+    /// open connections are drained first.
+    pub async fn serve<H, O, F>(self, handler: H, observer: F) -> io::Result<ServeReport>
+    where
+        H: for<'a> Fn(&'a mut Connection) -> HandlerFuture<'a> + Send + Sync + 'static,
+        O: Observer + 'static,
+        F: Fn(Peer) -> O,
+    {
+        let Self {
+            listener,
+            config,
+            clock,
+            requested,
+            ..
+        } = self;
+        let shared = Arc::new(Shared {
+            listener: Mutex::new(Listener::new(clock.now(), config.listener)),
+            registry: Mutex::new(HashMap::new()),
+            tracker: DrainTracker::new(),
+            graceful: AtomicU64::new(0),
+            clock,
+        });
+        let handler = Arc::new(handler);
+        let mut drain = requested.subscribe();
+        let mut report = ServeReport::default();
+        let mut tasks = JoinSet::new();
+        let mut listening = Some(listener);
+        let mut fatal = None;
+
+        while let Some(listener) = &listening {
+            if drain.borrow().is_some() {
+                break;
+            }
+            while tasks.try_join_next().is_some() {}
+            let may_accept = shared.lock_listener().may_accept();
+            if !may_accept {
+                // Paused after a failed accept: wait for the backoff deadline, or a drain.
+                let resume = shared.lock_listener().poll_timeout();
+                let resume = resume.map(|at| timer_of(clock, at));
+                tokio::select! {
+                    biased;
+                    () = drain_requested(&mut drain) => break,
+                    () = sleep_until(resume) => {}
+                }
+                let _ = shared.lock_listener().handle_timeout(clock.now());
+                continue;
+            }
+            let accepted = tokio::select! {
+                biased;
+                () = drain_requested(&mut drain) => break,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, addr)) => {
+                    // Refused only after a stop, and the loop has stopped before any.
+                    let _ = shared.lock_listener().handle_accepted(clock.now());
+                    let Some(registration) = shared.tracker.register() else {
+                        let _ = shared.lock_listener().handle_connection_closed(clock.now());
+                        break;
+                    };
+                    report.accepted = report.accepted.saturating_add(1);
+                    let peer = Peer {
+                        id: report.accepted,
+                        addr,
+                    };
+                    let connection = match Connection::accepted(
+                        stream,
+                        config.connection,
+                        clock,
+                        observer(peer),
+                    ) {
+                        Ok(mut connection) => {
+                            connection.set_idle_timeout(config.idle_timeout);
+                            connection
+                        }
+                        Err(_) => {
+                            // Dropped, and so reset: it could not be set up as promised.
+                            let _ = shared.lock_listener().handle_connection_closed(clock.now());
+                            drop(registration);
+                            continue;
+                        }
+                    };
+                    let abort = connection.abort_handle();
+                    shared.lock_registry().insert(peer.id, abort.clone());
+                    let finish = Finish {
+                        shared: Arc::clone(&shared),
+                        id: peer.id,
+                        _registration: registration,
+                    };
+                    let handler = Arc::clone(&handler);
+                    tasks.spawn(async move {
+                        // Dropped last, also if the handler panics: the connection is counted
+                        // closed only once it is.
+                        let finish = finish;
+                        serve_connection(connection, &*handler, abort, &finish.shared).await;
+                    });
+                }
+                Err(error) => {
+                    if is_fatal_accept_error(&error) {
+                        fatal = Some(error);
+                        break;
+                    }
+                    report.accept_failures = report.accept_failures.saturating_add(1);
+                    let _ = shared
+                        .lock_listener()
+                        .handle_accept_failed(clock.now(), IoErrorKind::of(&error));
+                }
+            }
+        }
+
+        // The drain: the listener's actions, in its order.
+        let drain_started = drain.borrow().unwrap_or_else(StdInstant::now);
+        shared.tracker.start_drain();
+        let _ = shared
+            .lock_listener()
+            .drain(clock.now(), config.drain_timeout);
+        perform_listener_actions(&shared, &mut listening);
+        let deadline = shared.lock_listener().poll_timeout();
+        let finished = match deadline {
+            Some(deadline) => {
+                tokio::time::timeout_at(timer_of(clock, deadline), join_all(&mut tasks))
+                    .await
+                    .is_ok()
+            }
+            None => {
+                join_all(&mut tasks).await;
+                true
+            }
+        };
+        let mut outcome = DrainOutcome::Drained;
+        if !finished {
+            shared.tracker.expire();
+            // Counted now: the aborts below release them all.
+            outcome = shared.tracker.outcome().unwrap_or(outcome);
+            let _ = shared.lock_listener().handle_timeout(clock.now());
+            report.aborted_by_drain = perform_listener_actions(&shared, &mut listening);
+            // Each aborted task resets its connection and ends at once.
+            join_all(&mut tasks).await;
+        }
+        report.drain = Some(outcome);
+        report.drain_time = drain_started.elapsed();
+        report.graceful = shared.graceful.load(Ordering::SeqCst);
+        match fatal {
+            Some(error) => Err(error),
+            None => Ok(report),
+        }
+    }
+}
+
+/// What the accept loop and the connection tasks share.
+struct Shared {
+    listener: Mutex<Listener>,
+    registry: Mutex<HashMap<u64, AbortHandle>>,
+    tracker: DrainTracker,
+    graceful: AtomicU64,
+    clock: StdClock,
+}
+
+impl Shared {
+    fn lock_listener(&self) -> MutexGuard<'_, Listener> {
+        self.listener.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_registry(&self) -> MutexGuard<'_, HashMap<u64, AbortHandle>> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A connection's task's last act, however the task ends: the server forgets the connection,
+/// the listener counts it closed, the drain tracker releases it.
+struct Finish {
+    shared: Arc<Shared>,
+    id: u64,
+    _registration: crate::Registration,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.shared.lock_registry().remove(&self.id);
+        let _ = self
+            .shared
+            .lock_listener()
+            .handle_connection_closed(self.shared.clock.now());
+    }
+}
+
+/// One connection's task: the handler, cut short by an abort, then the close it did not make.
+async fn serve_connection<H>(
+    mut connection: Connection,
+    handler: &H,
+    abort: AbortHandle,
+    shared: &Shared,
+) where
+    H: for<'a> Fn(&'a mut Connection) -> HandlerFuture<'a> + Send + Sync,
+{
+    {
+        let handling = handler(&mut connection);
+        tokio::select! {
+            biased;
+            () = abort.requested() => {}
+            _ = handling => {}
+        }
+    }
+    let reason = match connection.close_reason() {
+        Some(reason) => Some(reason),
+        None if abort.is_requested() => Some(connection.abort()),
+        None => connection.close().await.ok(),
+    };
+    if reason == Some(CloseReason::Graceful) {
+        shared.graceful.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Performs the listener's pending actions; returns how many connections it aborted.
+fn perform_listener_actions(shared: &Shared, listening: &mut Option<TcpListener>) -> u64 {
+    let mut aborted = 0_u64;
+    loop {
+        let action = shared.lock_listener().poll_action();
+        match action {
+            None => return aborted,
+            // The accept loop is out of `accept` by now.
+            Some(ListenerAction::StopAccepting) => {}
+            Some(ListenerAction::Close) => drop(listening.take()),
+            Some(ListenerAction::AbortConnections { .. }) => {
+                for handle in shared.lock_registry().values() {
+                    handle.abort();
+                    aborted = aborted.saturating_add(1);
+                }
+            }
+        }
+    }
+}
+
+/// Returns once a drain is requested.
+async fn drain_requested(drain: &mut watch::Receiver<Option<StdInstant>>) {
+    // The sender lives as long as `serve`, so the wait ends only on a request.
+    let _ = drain.wait_for(Option::is_some).await;
+}
+
+/// Waits for every connection task.
+async fn join_all(tasks: &mut JoinSet<()>) {
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Sleeps until `until`, or for ever.
+async fn sleep_until(until: Option<tokio::time::Instant>) {
+    match until {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether a failed `accept` will fail again whatever the server waits for: the listening socket
+/// itself is unusable. Running out of descriptors or memory passes; so does a connection that
+/// died in the queue.
+fn is_fatal_accept_error(error: &io::Error) -> bool {
+    #[cfg(unix)]
+    if let Some(code) = error.raw_os_error() {
+        return matches!(
+            code,
+            libc::EBADF | libc::EINVAL | libc::ENOTSOCK | libc::EOPNOTSUPP | libc::EFAULT
+        );
+    }
+    matches!(error.kind(), io::ErrorKind::InvalidInput)
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
