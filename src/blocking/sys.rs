@@ -156,11 +156,20 @@ const NO_SIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
 #[cfg(any(windows, target_vendor = "apple"))]
 const NO_SIGNAL: i32 = 0;
 
-/// What every connected socket gets before its first call: blocking mode (a socket handed over
-/// may come non-blocking, and its `EAGAIN` would read as a timeout), and no `SIGPIPE`.
+/// What every connected socket of the blocking adapter gets before its first call: blocking mode
+/// (a socket handed over may come non-blocking, and its `EAGAIN` would read as a timeout), and
+/// no `SIGPIPE`.
 pub(crate) fn prepare(socket: &Socket) -> io::Result<()> {
     socket.set_nonblocking(false)?;
+    prepare_no_signal(socket)
+}
+
+/// No `SIGPIPE` from this socket, whatever its mode: `MSG_NOSIGNAL` covers every send but on
+/// Apple's systems, where the socket itself must say so. The async adapter, whose sockets stay
+/// non-blocking, takes only this part of [`prepare`].
+pub(crate) fn prepare_no_signal(socket: &Socket) -> io::Result<()> {
     #[cfg(target_vendor = "apple")]
     socket.set_nosigpipe(true)?;
+    let _ = socket;
     Ok(())
 }

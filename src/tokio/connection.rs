@@ -111,7 +111,7 @@ impl Connection {
         clock: StdClock,
         observer: impl Observer + 'static,
     ) -> io::Result<Self> {
-        sys::prepare(&SockRef::from(&stream))?;
+        sys::prepare_no_signal(&SockRef::from(&stream))?;
         let lifecycle = Lifecycle::accepted(clock.now(), config);
         Ok(Self::from_parts(
             stream,

@@ -158,7 +158,7 @@ async fn attempt(
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
-    sys::prepare(&SockRef::from(&socket))?;
+    sys::prepare_no_signal(&SockRef::from(&socket))?;
     let now = tokio::time::Instant::now();
     let earliest = now.checked_add(MIN_ATTEMPT).unwrap_or(now);
     let connecting = socket.connect(addr);
