@@ -132,32 +132,42 @@ fn s7_thousands_of_connections_through_every_scenario_leave_no_descriptor_open()
         .enable_time()
         .build()
         .expect("S7: a client runtime");
-    let silent: Vec<Connection> = runtime.block_on(async {
-        let clients: Vec<_> = (0..TASKS)
-            .map(|t| {
-                let closes = Arc::clone(&client_closes);
-                let addr = server.addr;
-                tokio::spawn(async move {
-                    let mut silent = Vec::new();
-                    for i in (t..total).step_by(TASKS) {
-                        let kind = SCENARIOS[i % SCENARIOS.len()];
-                        match client_side(addr, kind, &closes).await {
-                            Ok(held) => silent.extend(held),
-                            Err(error) => panic!(
-                                "S7 violated: connection {i} ({}) failed: {error}",
-                                kind as char
-                            ),
+    // Bounded, so that a server that stops answering fails the test instead of hanging it.
+    let clients_done = runtime.block_on(async {
+        tokio::time::timeout(support::HANG, async {
+            let clients: Vec<_> = (0..TASKS)
+                .map(|t| {
+                    let closes = Arc::clone(&client_closes);
+                    let addr = server.addr;
+                    tokio::spawn(async move {
+                        let mut silent = Vec::new();
+                        for i in (t..total).step_by(TASKS) {
+                            let kind = SCENARIOS[i % SCENARIOS.len()];
+                            match client_side(addr, kind, &closes).await {
+                                Ok(held) => silent.extend(held),
+                                Err(error) => panic!(
+                                    "S7 violated: connection {i} ({}) failed: {error}",
+                                    kind as char
+                                ),
+                            }
                         }
-                    }
-                    silent
+                        silent
+                    })
                 })
-            })
-            .collect();
-        let mut silent = Vec::new();
-        for client in clients {
-            silent.extend(client.await.expect("S7: a client task failed"));
-        }
-        silent
+                .collect();
+            let mut silent = Vec::new();
+            for client in clients {
+                silent.extend(client.await.expect("S7: a client task failed"));
+            }
+            silent
+        })
+        .await
+    });
+    let silent: Vec<Connection> = clients_done.unwrap_or_else(|_| {
+        panic!(
+            "S7 violated: the clients' exchanges did not finish within {:?}",
+            support::HANG
+        )
     });
     // The silent peers stay open until the server has closed each of them at its deadline.
     let deadline = Instant::now() + support::HANG;
