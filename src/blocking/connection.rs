@@ -71,6 +71,8 @@ pub struct Connection {
     driver: Driver,
     abort_requested: Arc<AtomicBool>,
     idle_timeout: Option<Duration>,
+    /// The socket's read timeout as last set, so that an unchanged one is not set again.
+    read_timeout: sys::ReadTimeout,
 }
 
 impl Connection {
@@ -111,6 +113,7 @@ impl Connection {
             driver,
             abort_requested: Arc::new(AtomicBool::new(false)),
             idle_timeout: None,
+            read_timeout: sys::ReadTimeout::default(),
         }
     }
 
@@ -151,9 +154,13 @@ impl Connection {
             return Ok(0);
         }
         let result = match &self.socket {
-            Some(socket) => {
-                sys::recv_abortable(socket, buf, self.idle_timeout, &self.abort_requested)
-            }
+            Some(socket) => sys::recv_abortable(
+                socket,
+                buf,
+                self.idle_timeout,
+                &mut self.read_timeout,
+                &self.abort_requested,
+            ),
             None => return Err(self.driver.closed_error()),
         };
         self.check_open()?;
@@ -272,9 +279,13 @@ impl Connection {
                     .poll_timeout()
                     .map(|deadline| self.driver.clock.until(deadline));
                 let result = match &self.socket {
-                    Some(socket) => {
-                        sys::recv_abortable(socket, &mut discard, wait, &self.abort_requested)
-                    }
+                    Some(socket) => sys::recv_abortable(
+                        socket,
+                        &mut discard,
+                        wait,
+                        &mut self.read_timeout,
+                        &self.abort_requested,
+                    ),
                     None => break,
                 };
                 if self.abort_requested.load(Ordering::SeqCst) {
