@@ -313,7 +313,11 @@ impl Server {
                     let connection =
                         Connection::accepted(stream, config.connection, clock, observer(peer))
                             .and_then(|mut connection| {
-                                connection.set_idle_timeout(config.idle_timeout)?;
+                                // An accepted socket has its listener's send timeout, none:
+                                // only a timeout to set is worth a system call.
+                                if config.idle_timeout.is_some() {
+                                    connection.set_idle_timeout(config.idle_timeout)?;
+                                }
                                 Ok(connection)
                             });
                     let connection = match connection {
