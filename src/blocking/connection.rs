@@ -107,6 +107,22 @@ impl Connection {
         ))
     }
 
+    /// [`accepted`](Self::accepted), for a socket known to be in blocking mode: one the
+    /// server's own blocking listener accepted. It skips the mode's `fcntl`.
+    pub(crate) fn accepted_blocking(
+        socket: Socket,
+        config: Config,
+        clock: StdClock,
+        observer: impl Observer + 'static,
+    ) -> io::Result<Self> {
+        sys::prepare_no_signal(&socket)?;
+        let lifecycle = Lifecycle::accepted(clock.now(), config);
+        Ok(Self::from_parts(
+            socket,
+            Driver::new(lifecycle, clock, Box::new(observer)),
+        ))
+    }
+
     pub(crate) fn from_parts(socket: Socket, driver: Driver) -> Self {
         Self {
             socket: Some(Arc::new(socket)),
