@@ -38,6 +38,13 @@ const BUFFER_LEN: usize = 4096;
 /// The raw blocking server's accept timeout: the adapter's own.
 const ACCEPT_RECHECK: Duration = Duration::from_secs(1);
 
+/// The raw blocking server's `send` flags: no `SIGPIPE`, as the adapter's (Windows has none to
+/// stop; Apple's systems would need `SO_NOSIGPIPE` instead).
+#[cfg(not(any(windows, target_vendor = "apple")))]
+const NO_SIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(any(windows, target_vendor = "apple"))]
+const NO_SIGNAL: i32 = 0;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     CoreBlocking,
@@ -348,7 +355,7 @@ fn raw_blocking_connection(socket: &Socket) -> io::Result<()> {
         }
         let mut rest = &buffer[..n];
         while !rest.is_empty() {
-            let sent = retry_interrupted(|| socket.send_with_flags(rest, libc::MSG_NOSIGNAL))?;
+            let sent = retry_interrupted(|| socket.send_with_flags(rest, NO_SIGNAL))?;
             rest = &rest[sent..];
         }
     }
