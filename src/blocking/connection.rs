@@ -71,6 +71,8 @@ pub struct Connection {
     driver: Driver,
     abort_requested: Arc<AtomicBool>,
     idle_timeout: Option<Duration>,
+    /// The socket's read timeout as last set, so that an unchanged one is not set again.
+    read_timeout: sys::ReadTimeout,
 }
 
 impl Connection {
@@ -105,12 +107,29 @@ impl Connection {
         ))
     }
 
+    /// [`accepted`](Self::accepted), for a socket known to be in blocking mode: one the
+    /// server's own blocking listener accepted. It skips the mode's `fcntl`.
+    pub(crate) fn accepted_blocking(
+        socket: Socket,
+        config: Config,
+        clock: StdClock,
+        observer: impl Observer + 'static,
+    ) -> io::Result<Self> {
+        sys::prepare_no_signal(&socket)?;
+        let lifecycle = Lifecycle::accepted(clock.now(), config);
+        Ok(Self::from_parts(
+            socket,
+            Driver::new(lifecycle, clock, Box::new(observer)),
+        ))
+    }
+
     pub(crate) fn from_parts(socket: Socket, driver: Driver) -> Self {
         Self {
             socket: Some(Arc::new(socket)),
             driver,
             abort_requested: Arc::new(AtomicBool::new(false)),
             idle_timeout: None,
+            read_timeout: sys::ReadTimeout::default(),
         }
     }
 
@@ -151,9 +170,13 @@ impl Connection {
             return Ok(0);
         }
         let result = match &self.socket {
-            Some(socket) => {
-                sys::recv_abortable(socket, buf, self.idle_timeout, &self.abort_requested)
-            }
+            Some(socket) => sys::recv_abortable(
+                socket,
+                buf,
+                self.idle_timeout,
+                &mut self.read_timeout,
+                &self.abort_requested,
+            ),
             None => return Err(self.driver.closed_error()),
         };
         self.check_open()?;
@@ -272,9 +295,13 @@ impl Connection {
                     .poll_timeout()
                     .map(|deadline| self.driver.clock.until(deadline));
                 let result = match &self.socket {
-                    Some(socket) => {
-                        sys::recv_abortable(socket, &mut discard, wait, &self.abort_requested)
-                    }
+                    Some(socket) => sys::recv_abortable(
+                        socket,
+                        &mut discard,
+                        wait,
+                        &mut self.read_timeout,
+                        &self.abort_requested,
+                    ),
                     None => break,
                 };
                 if self.abort_requested.load(Ordering::SeqCst) {

@@ -310,12 +310,20 @@ impl Server {
                             .as_socket()
                             .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
                     };
-                    let connection =
-                        Connection::accepted(stream, config.connection, clock, observer(peer))
-                            .and_then(|mut connection| {
-                                connection.set_idle_timeout(config.idle_timeout)?;
-                                Ok(connection)
-                            });
+                    let connection = Connection::accepted_blocking(
+                        stream,
+                        config.connection,
+                        clock,
+                        observer(peer),
+                    )
+                    .and_then(|mut connection| {
+                        // An accepted socket has its listener's send timeout, none:
+                        // only a timeout to set is worth a system call.
+                        if config.idle_timeout.is_some() {
+                            connection.set_idle_timeout(config.idle_timeout)?;
+                        }
+                        Ok(connection)
+                    });
                     let connection = match connection {
                         Ok(connection) => connection,
                         Err(_) => {

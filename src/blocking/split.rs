@@ -155,8 +155,14 @@ impl ReadHalf {
             let Some(socket) = joint.socket.as_deref() else {
                 return Err(joint.lock().closed_error());
             };
-            let result =
-                sys::recv_abortable(socket, buf, joint.idle_timeout, &joint.abort_requested);
+            let result = sys::recv_abortable(
+                socket,
+                buf,
+                joint.idle_timeout,
+                // Not kept: the halves set the read timeout before every `recv`.
+                &mut sys::ReadTimeout::default(),
+                &joint.abort_requested,
+            );
             let mut driver = joint.lock();
             // Woken by an abort or by the other half's close: the 0 a shut receive side returns
             // is not the peer's end of stream.

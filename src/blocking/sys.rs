@@ -27,18 +27,32 @@ pub(crate) fn send(socket: &Socket, buf: &[u8]) -> io::Result<usize> {
     retry_interrupted(|| socket.send_with_flags(buf, NO_SIGNAL))
 }
 
-/// `recv(2)` into `buf`, waiting at most `timeout` (`None`: for ever).
+/// The read timeout (`SO_RCVTIMEO`) last set on a socket, so that a `recv` with the same
+/// timeout does not set it again: one `setsockopt` saved per call. The default knows nothing
+/// (a socket comes with whatever it inherited, an accepted one its listener's), so the first
+/// `recv` sets it. Only the socket's owner sets the option, so what it set stays set.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ReadTimeout(Option<Option<Duration>>);
+
+/// `recv(2)` into `buf`, waiting at most `timeout` (`None`: for ever). `set` is the read
+/// timeout the socket has now, when known.
 pub(crate) fn recv(
     socket: &Socket,
     buf: &mut [u8],
     timeout: Option<Duration>,
+    set: &mut ReadTimeout,
 ) -> io::Result<Received> {
     if timeout == Some(Duration::ZERO) {
         return Ok(Received::TimedOut);
     }
     // A zero `SO_RCVTIMEO` means "no timeout": the check above keeps a deadline that has come
     // from turning into a wait for ever.
-    socket.set_read_timeout(timeout.map(socket_timeout))?;
+    let wanted = timeout.map(socket_timeout);
+    if set.0 != Some(wanted) {
+        set.0 = None;
+        socket.set_read_timeout(wanted)?;
+        set.0 = Some(wanted);
+    }
     let mut reader = socket;
     match retry_interrupted(|| reader.read(buf)) {
         Ok(0) => Ok(Received::EndOfStream),
@@ -70,6 +84,7 @@ pub(crate) fn recv_abortable(
     socket: &Socket,
     buf: &mut [u8],
     timeout: Option<Duration>,
+    set: &mut ReadTimeout,
     abort: &AtomicBool,
 ) -> io::Result<Received> {
     #[cfg(windows)]
@@ -86,7 +101,7 @@ pub(crate) fn recv_abortable(
                 _ => None,
             };
             let slice = left.map_or(ABORT_POLL, |left| left.min(ABORT_POLL));
-            match recv(socket, buf, Some(slice))? {
+            match recv(socket, buf, Some(slice), set)? {
                 Received::TimedOut if left.is_none_or(|left| left > slice) => {}
                 received => return Ok(received),
             }
@@ -95,7 +110,7 @@ pub(crate) fn recv_abortable(
     #[cfg(not(windows))]
     {
         let _ = abort;
-        recv(socket, buf, timeout)
+        recv(socket, buf, timeout, set)
     }
 }
 
