@@ -360,7 +360,7 @@ impl Server {
                 Err(error) if sys::is_read_timeout(&error) => {}
                 Err(error) => {
                     let kind = IoErrorKind::of(&error);
-                    if is_fatal_accept_error(&error) {
+                    if sys::is_fatal_accept_error(&error) {
                         fatal = Some(error);
                         break;
                     }
@@ -477,20 +477,6 @@ fn perform_listener_actions(shared: &Shared, listening: &mut Option<Socket>) -> 
             }
         }
     }
-}
-
-/// Whether a failed `accept` will fail again whatever the server waits for: the listening socket
-/// itself is unusable. Running out of descriptors or memory passes; so does a connection that
-/// died in the queue.
-fn is_fatal_accept_error(error: &io::Error) -> bool {
-    #[cfg(unix)]
-    if let Some(code) = error.raw_os_error() {
-        return matches!(
-            code,
-            libc::EBADF | libc::EINVAL | libc::ENOTSOCK | libc::EOPNOTSUPP | libc::EFAULT
-        );
-    }
-    matches!(error.kind(), io::ErrorKind::InvalidInput)
 }
 
 impl fmt::Debug for Server {

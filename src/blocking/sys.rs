@@ -188,3 +188,17 @@ pub(crate) fn prepare_no_signal(socket: &Socket) -> io::Result<()> {
     let _ = socket;
     Ok(())
 }
+
+/// Whether a failed `accept` will fail again whatever the server waits for: the listening socket
+/// itself is unusable. Running out of descriptors or memory passes; so does a connection that
+/// died in the queue.
+pub(crate) fn is_fatal_accept_error(error: &io::Error) -> bool {
+    #[cfg(unix)]
+    if let Some(code) = error.raw_os_error() {
+        return matches!(
+            code,
+            libc::EBADF | libc::EINVAL | libc::ENOTSOCK | libc::EOPNOTSUPP | libc::EFAULT
+        );
+    }
+    matches!(error.kind(), io::ErrorKind::InvalidInput)
+}

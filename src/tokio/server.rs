@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 
 use super::connection::timer_of;
 use super::{AbortHandle, Connection, Observer, Peer, ServeReport, ServerConfig};
+use crate::blocking::sys;
 use crate::{
     CloseReason, DrainOutcome, DrainTracker, IoErrorKind, Listener, ListenerAction, StdClock,
 };
@@ -260,7 +261,7 @@ impl Server {
                     });
                 }
                 Err(error) => {
-                    if is_fatal_accept_error(&error) {
+                    if sys::is_fatal_accept_error(&error) {
                         fatal = Some(error);
                         break;
                     }
@@ -412,20 +413,6 @@ async fn sleep_until(until: Option<tokio::time::Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-/// Whether a failed `accept` will fail again whatever the server waits for: the listening socket
-/// itself is unusable. Running out of descriptors or memory passes; so does a connection that
-/// died in the queue.
-fn is_fatal_accept_error(error: &io::Error) -> bool {
-    #[cfg(unix)]
-    if let Some(code) = error.raw_os_error() {
-        return matches!(
-            code,
-            libc::EBADF | libc::EINVAL | libc::ENOTSOCK | libc::EOPNOTSUPP | libc::EFAULT
-        );
-    }
-    matches!(error.kind(), io::ErrorKind::InvalidInput)
 }
 
 impl fmt::Debug for Server {
