@@ -320,7 +320,7 @@ impl Connection {
                 }
             }
         }
-        self.outcome()
+        self.driver.outcome()
     }
 
     /// Resets the connection now (linger zero, then close) and returns why it ended:
@@ -424,15 +424,6 @@ impl Connection {
             if self.socket.take().is_some() {
                 self.driver.closed();
             }
-        }
-    }
-
-    fn outcome(&self) -> io::Result<CloseReason> {
-        match self.driver.lifecycle.close_reason() {
-            Some(CloseReason::PeerReset | CloseReason::Error(_)) | None => {
-                Err(self.driver.closed_error())
-            }
-            Some(reason) => Ok(reason),
         }
     }
 

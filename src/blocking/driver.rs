@@ -7,7 +7,7 @@ use std::io;
 use socket2::Socket;
 
 use super::{Event, Observer, sys};
-use crate::{Action, Error, Input, IoErrorKind, Lifecycle, Outcome, StdClock};
+use crate::{Action, CloseReason, Error, Input, IoErrorKind, Lifecycle, Outcome, StdClock};
 
 /// A connection's core, its clock and its observer, without the socket: the socket's owner
 /// (a whole connection, or the halves of a split one) lends it for each step.
@@ -98,6 +98,15 @@ impl Driver {
                     None => "the connection is closed".into(),
                 },
             ),
+        }
+    }
+
+    /// What a finished close answers: its reason, or the OS error that ended the connection
+    /// (a reset, any I/O error) or, still open, that says it is.
+    pub(crate) fn outcome(&self) -> io::Result<CloseReason> {
+        match self.lifecycle.close_reason() {
+            Some(CloseReason::PeerReset | CloseReason::Error(_)) | None => Err(self.closed_error()),
+            Some(reason) => Ok(reason),
         }
     }
 
