@@ -1,24 +1,26 @@
 //! The blocking adapter: real sockets (`socket2`) driven through the core, one system call at a
-//! time, each one asked of the [`Lifecycle`](crate::Lifecycle) first.
+//! time, each one asked of the [`Lifecycle`](crate::Lifecycle) first. Each call waits in the
+//! system call itself, bounded by the socket's timeouts.
 //!
 //! - [`Connection`]: one connection, client ([`Connector`]) or accepted; [`Connection::split`]
 //!   into a [`ReadHalf`] and a [`WriteHalf`] for two threads.
 //! - [`Server`]: an accept loop on the [`Listener`](crate::Listener) lifecycle, a thread per
 //!   connection, and a graceful drain ([`DrainHandle`]).
 //! - [`Observer`]: every transition and every close, with its reason, for logs and tests.
+//!
+//! What it shares with the tokio adapter (`socket_lifecycle::tokio`, feature `tokio`): the
+//! observer, the server's settings and report, the connect error, is the same type in both.
 
 mod abort_handle;
 mod connection;
 mod connector;
-pub(crate) mod driver;
-mod observer;
 mod server;
 mod split;
-pub(crate) mod sys;
+mod wait;
 
+pub use crate::adapter::{ConnectError, Event, Observer, Peer, ServeReport, ServerConfig};
 pub use abort_handle::AbortHandle;
 pub use connection::Connection;
-pub use connector::{ConnectError, Connector};
-pub use observer::{Event, Observer};
-pub use server::{DrainHandle, Peer, ServeReport, Server, ServerConfig};
+pub use connector::Connector;
+pub use server::{DrainHandle, Server};
 pub use split::{ReadHalf, WriteHalf};

@@ -43,31 +43,23 @@ pub use listener_config::ListenerConfig;
 pub use state::{Permits, State};
 pub use time::Instant;
 
-// The blocking adapter over socket2: the core above never reaches it. The loom models check the
-// shared-state pieces below, not the adapter, which needs the real clock.
+// What threads share, checked with loom: the T1 guard and the T2 drain tracker. They know
+// nothing of sockets; the loom models build them on loom's primitives.
+#[cfg(feature = "std")]
+mod threads;
+
+// The adapter kernel: what both adapters do alike, on the standard library and socket2. The
+// core above never reaches it; the loom models do not need it.
+#[cfg(all(feature = "std", not(lifecycle_loom)))]
+mod adapter;
+
+// The adapters: each only how it waits.
 #[cfg(all(feature = "std", not(lifecycle_loom)))]
 pub mod blocking;
-
-// The tokio adapter: the blocking adapter's connection loop, on tokio's sockets and timers.
 #[cfg(all(feature = "tokio", not(lifecycle_loom)))]
 pub mod tokio;
 
-// Helpers for adapters on the standard library. The core above never uses them.
+#[cfg(all(feature = "std", not(lifecycle_loom)))]
+pub use adapter::StdClock;
 #[cfg(feature = "std")]
-mod close_guard;
-#[cfg(feature = "std")]
-mod drain_tracker;
-#[cfg(feature = "std")]
-mod std_clock;
-#[cfg(feature = "std")]
-mod std_io;
-// std's primitives, or loom's under `--cfg lifecycle_loom`, for the pieces threads share.
-#[cfg(feature = "std")]
-mod sync;
-
-#[cfg(feature = "std")]
-pub use close_guard::{Call, CloseRequest, Half, Side};
-#[cfg(feature = "std")]
-pub use drain_tracker::{DrainOutcome, DrainTracker, Registration};
-#[cfg(feature = "std")]
-pub use std_clock::StdClock;
+pub use threads::{Call, CloseRequest, DrainOutcome, DrainTracker, Half, Registration, Side};

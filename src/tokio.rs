@@ -1,15 +1,18 @@
 //! The tokio adapter: `tokio::net` sockets driven through the core, every call asked of the
 //! [`Lifecycle`](crate::Lifecycle) first, every deadline of the core a tokio timer.
 //!
-//! It mirrors the [blocking adapter](crate::blocking), in async form, and shares its observer,
-//! its connection driver and its server's settings and report:
+//! It is the [blocking adapter](crate::blocking) in async form: the same steps through the core,
+//! written once for both; only the waits differ, here readiness, tokio timers and a
+//! notification instead of blocking system calls.
 //!
 //! - [`Connection`]: one connection, client ([`Connector`]) or accepted; [`Connection::split`]
 //!   into a [`ReadHalf`] and a [`WriteHalf`] for two tasks. The lingering close reads and
 //!   discards under a tokio timer, never blocking a worker thread.
 //! - [`Server`]: an accept loop on the [`Listener`](crate::Listener) lifecycle, a task per
 //!   connection, and a graceful drain ([`DrainHandle`]).
-//! - [`Observer`]: every transition and every close, with its reason (the blocking adapter's).
+//! - [`Observer`]: every transition and every close, with its reason (the same type as the
+//!   blocking adapter's, as are [`ServerConfig`], [`ServeReport`], [`Peer`] and
+//!   [`ConnectError`]).
 //!
 //! Enabled by the `tokio` feature. The adapter spawns tasks only in [`Server::serve`], with
 //! `tokio::spawn`: it needs a tokio runtime with its time and I/O drivers enabled.
@@ -19,8 +22,9 @@ mod connection;
 mod connector;
 mod server;
 mod split;
+mod wait;
 
-pub use crate::blocking::{ConnectError, Event, Observer, Peer, ServeReport, ServerConfig};
+pub use crate::adapter::{ConnectError, Event, Observer, Peer, ServeReport, ServerConfig};
 pub use abort_handle::AbortHandle;
 pub use connection::Connection;
 pub use connector::Connector;

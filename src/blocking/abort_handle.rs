@@ -1,11 +1,9 @@
 //! Aborting a connection from another thread, safely.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use socket2::Socket;
-
-use super::sys;
+use super::wait::ReaderWaker;
+use crate::adapter::{Abort, Signal};
 
 /// Aborts a [`Connection`](super::Connection) that another thread drives, such as a straggler
 /// a server's drain gives up on.
@@ -19,25 +17,27 @@ use super::sys;
 /// is not woken; the connection's idle timeout bounds it.
 #[derive(Clone, Debug)]
 pub struct AbortHandle {
-    requested: Arc<AtomicBool>,
-    socket: Weak<Socket>,
+    signal: Arc<Signal<ReaderWaker>>,
 }
 
 impl AbortHandle {
-    pub(crate) fn new(requested: Arc<AtomicBool>, socket: Weak<Socket>) -> Self {
-        Self { requested, socket }
+    pub(crate) fn new(signal: Arc<Signal<ReaderWaker>>) -> Self {
+        Self { signal }
     }
 
     /// Asks the connection to abort; returns at once. Repeating it changes nothing.
     pub fn abort(&self) {
-        self.requested.store(true, Ordering::SeqCst);
-        if let Some(socket) = self.socket.upgrade() {
-            sys::wake_reader(&socket);
-        }
+        self.signal.request_abort();
     }
 
     /// Whether an abort was asked for.
     pub fn is_requested(&self) -> bool {
-        self.requested.load(Ordering::SeqCst)
+        self.signal.abort_requested()
+    }
+}
+
+impl Abort for AbortHandle {
+    fn abort(&self) {
+        self.signal.request_abort();
     }
 }

@@ -1,22 +1,19 @@
 //! A blocking server on the listener lifecycle: an accept loop, a thread per connection, and a
 //! graceful drain.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant as StdInstant};
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::Socket;
 
-use super::{AbortHandle, Connection, Observer, sys};
-use crate::{
-    CloseReason, Config, DrainOutcome, DrainTracker, IoErrorKind, Listener, ListenerAction,
-    ListenerConfig, StdClock,
-};
+use super::wait;
+use super::{AbortHandle, Connection, Observer, Peer, ServeReport, ServerConfig};
+use crate::adapter::{Books, Served, sys};
+use crate::{DrainOutcome, StdClock};
 
 /// How long the drain's wake-up connection may take; it only has to reach our own listener.
 const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -25,60 +22,6 @@ const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
 /// connection could not be made (no descriptor left). Where `accept` ignores `SO_RCVTIMEO`
 /// (outside Linux, mostly), only the wake-up connection ends the wait.
 const ACCEPT_RECHECK: Duration = Duration::from_secs(1);
-
-/// Everything a [`Server`] runs with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ServerConfig {
-    /// Each connection's settings (its linger deadlines).
-    pub connection: Config,
-    /// The accept backoff after a failed accept (out of descriptors, typically).
-    pub listener: ListenerConfig,
-    /// Each connection's [idle timeout](Connection::set_idle_timeout) (`None`: none).
-    pub idle_timeout: Option<Duration>,
-    /// How long a drain waits for open connections before it aborts them.
-    pub drain_timeout: Duration,
-    /// The listen backlog.
-    pub backlog: i32,
-}
-
-impl Default for ServerConfig {
-    /// Default connection and listener settings, no idle timeout, a 10 s drain, a backlog of 1024.
-    fn default() -> Self {
-        Self {
-            connection: Config::default(),
-            listener: ListenerConfig::default(),
-            idle_timeout: None,
-            drain_timeout: Duration::from_secs(10),
-            backlog: 1024,
-        }
-    }
-}
-
-/// A connection's identity within a server, for its observer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Peer {
-    /// Numbered from 1 in accept order.
-    pub id: u64,
-    /// The peer's address.
-    pub addr: SocketAddr,
-}
-
-/// What a server did, once [`serve`](Server::serve) has returned.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ServeReport {
-    /// Connections accepted and served.
-    pub accepted: u64,
-    /// Of those, how many closed gracefully.
-    pub graceful: u64,
-    /// How many the drain aborted at its deadline.
-    pub aborted_by_drain: u64,
-    /// Accepts that failed (out of descriptors, say) and paused accepting.
-    pub accept_failures: u64,
-    /// How the drain ended: every connection done, or the deadline with this many still open.
-    pub drain: Option<DrainOutcome>,
-    /// From the drain request to the last connection's close.
-    pub drain_time: Duration,
-}
 
 /// Starts a drain from any thread: see [`Server::drain_handle`].
 #[derive(Clone, Debug)]
@@ -123,7 +66,7 @@ impl Control {
     }
 }
 
-/// A TCP server whose listening socket follows the [`Listener`] lifecycle and whose connections
+/// A TCP server whose listening socket follows the [`Listener`](crate::Listener) lifecycle and whose connections
 /// each follow a [`Lifecycle`](crate::Lifecycle): the seed's server, for many clients.
 ///
 /// [`serve`](Self::serve) runs the accept loop on the calling thread and each connection's
@@ -187,17 +130,7 @@ impl Server {
     /// The socket could not be made, bound (the port is in use: `EADDRINUSE`) or listen; the
     /// message names the address and the OS error.
     pub fn bind(addr: SocketAddr, config: ServerConfig) -> io::Result<Self> {
-        let listen = || -> io::Result<Socket> {
-            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-            #[cfg(unix)]
-            socket.set_reuse_address(true)?;
-            socket.bind(&addr.into())?;
-            socket.listen(config.backlog)?;
-            Ok(socket)
-        };
-        let socket = listen().map_err(|error| {
-            io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}"))
-        })?;
+        let socket = sys::listen(addr, config.backlog)?;
         let local_addr = socket
             .local_addr()?
             .as_socket()
@@ -262,13 +195,7 @@ impl Server {
             control,
             ..
         } = self;
-        let shared = Arc::new(Shared {
-            listener: Mutex::new(Listener::new(clock.now(), config.listener)),
-            registry: Mutex::new(HashMap::new()),
-            tracker: DrainTracker::new(),
-            graceful: AtomicU64::new(0),
-            clock,
-        });
+        let books = Books::new(clock, config.listener);
         let handler = Arc::new(handler);
         let mut report = ServeReport::default();
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
@@ -281,15 +208,14 @@ impl Server {
             if control.lock().is_some() {
                 break;
             }
-            if !shared.lock_listener().may_accept() {
+            if let Some(resume) = books.paused() {
                 // Paused after a failed accept: wait for the backoff deadline, or a drain.
-                let resume = shared.lock_listener().poll_timeout();
                 let wait = resume.map_or(Duration::ZERO, |at| clock.until(at));
                 let requested = control.lock();
                 if requested.is_none() && !wait.is_zero() {
                     let _ = control.changed.wait_timeout(requested, wait);
                 }
-                let _ = shared.lock_listener().handle_timeout(clock.now());
+                books.resume();
                 continue;
             }
             match sys::retry_interrupted(|| socket.accept()) {
@@ -297,19 +223,13 @@ impl Server {
                     if control.lock().is_some() {
                         break; // our own wake-up, or a client that came as the drain began
                     }
-                    // Refused only after a stop, and the loop has stopped before any.
-                    let _ = shared.lock_listener().handle_accepted(clock.now());
-                    let Some(registration) = shared.tracker.register() else {
-                        let _ = shared.lock_listener().handle_connection_closed(clock.now());
+                    let addr = addr
+                        .as_socket()
+                        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+                    let Some(admission) = books.admit(&mut report, addr) else {
                         break;
                     };
-                    report.accepted = report.accepted.saturating_add(1);
-                    let peer = Peer {
-                        id: report.accepted,
-                        addr: addr
-                            .as_socket()
-                            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-                    };
+                    let peer = admission.peer;
                     let connection = Connection::accepted_blocking(
                         stream,
                         config.connection,
@@ -324,101 +244,47 @@ impl Server {
                         }
                         Ok(connection)
                     });
-                    let connection = match connection {
-                        Ok(connection) => connection,
-                        Err(_) => {
-                            // Dropped, and so reset: it could not be set up as promised.
-                            let _ = shared.lock_listener().handle_connection_closed(clock.now());
-                            drop(registration);
-                            continue;
-                        }
+                    let Ok(connection) = connection else {
+                        // Dropped, and so reset: it could not be set up as promised.
+                        books.not_served(admission);
+                        continue;
                     };
-                    shared
-                        .lock_registry()
-                        .insert(peer.id, connection.abort_handle());
-                    let worker_shared = Arc::clone(&shared);
+                    let served = books.serve(admission, connection.abort_handle());
                     let handler = Arc::clone(&handler);
+                    // If the thread cannot be made, the closure is dropped with the connection
+                    // (a reset) and `served` (counted closed).
                     let spawned = std::thread::Builder::new()
                         .name(format!("connection {}", peer.id))
-                        .spawn(move || {
-                            serve_connection(connection, &*handler, &worker_shared, peer.id);
-                            drop(registration);
-                        });
-                    match spawned {
-                        Ok(worker) => workers.push(worker),
-                        // The closure and the connection in it were dropped: it was reset and
-                        // its registration released. Count it closed.
-                        Err(_) => {
-                            shared.lock_registry().remove(&peer.id);
-                            let _ = shared.lock_listener().handle_connection_closed(clock.now());
-                        }
+                        .spawn(move || serve_connection(connection, &*handler, served));
+                    if let Ok(worker) = spawned {
+                        workers.push(worker);
                     }
                     workers.retain(|worker| !worker.is_finished());
                 }
                 Err(_) if control.lock().is_some() => break,
                 // Nobody came within the recheck: look for a drain again.
-                Err(error) if sys::is_read_timeout(&error) => {}
+                Err(error) if wait::is_timeout(&error) => {}
                 Err(error) => {
-                    let kind = IoErrorKind::of(&error);
-                    if sys::is_fatal_accept_error(&error) {
+                    if let Err(error) = books.accept_failed(&mut report, error) {
                         fatal = Some(error);
                         break;
                     }
-                    report.accept_failures = report.accept_failures.saturating_add(1);
-                    let _ = shared
-                        .lock_listener()
-                        .handle_accept_failed(clock.now(), kind);
                 }
             }
         }
 
         // The drain: the listener's actions, in its order.
         let drain_started = control.lock().unwrap_or_else(StdInstant::now);
-        let _ = shared
-            .lock_listener()
-            .drain(clock.now(), config.drain_timeout);
-        perform_listener_actions(&shared, &mut listening);
-        // A statement of its own: the listener's lock must be released before the wait, or a
-        // connection that closes during the drain blocks on it and is counted open until the
-        // deadline.
-        let drain_wait = shared
-            .lock_listener()
-            .poll_timeout()
-            .map_or(Duration::ZERO, |deadline| clock.until(deadline));
-        let outcome = shared.tracker.wait_timeout(drain_wait);
+        let deadline = books.begin_drain(config.drain_timeout, &mut listening);
+        let drain_wait = deadline.map_or(Duration::ZERO, |deadline| clock.until(deadline));
+        let outcome = books.tracker().wait_timeout(drain_wait);
         if let DrainOutcome::Expired { .. } = outcome {
-            let _ = shared.lock_listener().handle_timeout(clock.now());
-            report.aborted_by_drain = perform_listener_actions(&shared, &mut listening);
+            report.aborted_by_drain = books.expire(&mut listening).1;
         }
         for worker in workers {
             let _ = worker.join();
         }
-        report.drain = Some(outcome);
-        report.drain_time = drain_started.elapsed();
-        report.graceful = shared.graceful.load(Ordering::SeqCst);
-        match fatal {
-            Some(error) => Err(error),
-            None => Ok(report),
-        }
-    }
-}
-
-/// What the accept loop and the connection threads share.
-struct Shared {
-    listener: Mutex<crate::Listener>,
-    registry: Mutex<HashMap<u64, AbortHandle>>,
-    tracker: DrainTracker,
-    graceful: AtomicU64,
-    clock: StdClock,
-}
-
-impl Shared {
-    fn lock_listener(&self) -> MutexGuard<'_, Listener> {
-        self.listener.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn lock_registry(&self) -> MutexGuard<'_, HashMap<u64, AbortHandle>> {
-        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+        books.report(report, outcome, drain_started, fatal)
     }
 }
 
@@ -426,57 +292,18 @@ impl Shared {
 fn serve_connection(
     connection: Connection,
     handler: &(dyn Fn(&mut Connection) -> io::Result<()> + Send + Sync),
-    shared: &Shared,
-    id: u64,
+    served: Served<AbortHandle>,
 ) {
-    // Counts the connection closed even if the handler panics; declared before the connection,
-    // so it goes after it, once the socket is released.
-    let _closed = Released { shared, id };
+    // Moved in first, so dropped after the connection: counted closed once its socket is
+    // released, even if the handler panics.
+    let served = served;
     let mut connection = connection;
     let _ = handler(&mut connection);
     let reason = match connection.close_reason() {
         Some(reason) => Some(reason),
         None => connection.close().ok(),
     };
-    if reason == Some(CloseReason::Graceful) {
-        shared.graceful.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// A connection's thread is done with it: the server's books count it closed.
-struct Released<'a> {
-    shared: &'a Shared,
-    id: u64,
-}
-
-impl Drop for Released<'_> {
-    fn drop(&mut self) {
-        self.shared.lock_registry().remove(&self.id);
-        let _ = self
-            .shared
-            .lock_listener()
-            .handle_connection_closed(self.shared.clock.now());
-    }
-}
-
-/// Performs the listener's pending actions; returns how many connections it aborted.
-fn perform_listener_actions(shared: &Shared, listening: &mut Option<Socket>) -> u64 {
-    let mut aborted = 0_u64;
-    loop {
-        let action = shared.lock_listener().poll_action();
-        match action {
-            None => return aborted,
-            // The accept loop is out of `accept` by now: the drain handle woke it.
-            Some(ListenerAction::StopAccepting) => {}
-            Some(ListenerAction::Close) => drop(listening.take()),
-            Some(ListenerAction::AbortConnections { .. }) => {
-                for handle in shared.lock_registry().values() {
-                    handle.abort();
-                    aborted = aborted.saturating_add(1);
-                }
-            }
-        }
-    }
+    served.books().closed(reason);
 }
 
 impl fmt::Debug for Server {

@@ -1,50 +1,11 @@
-//! Aborting a connection from another task or thread, and the wake-up the halves of a split
-//! connection share.
+//! Aborting a connection from another task or thread.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::Notify;
 
-/// What wakes a connection's waits: an abort asked for, or (for split halves) the core's close
-/// seen by the other half.
-#[derive(Debug, Default)]
-pub(crate) struct Signal {
-    abort: AtomicBool,
-    closed: AtomicBool,
-    notify: Notify,
-}
-
-impl Signal {
-    pub(crate) fn abort_requested(&self) -> bool {
-        self.abort.load(Ordering::SeqCst)
-    }
-
-    pub(crate) fn request_abort(&self) {
-        self.abort.store(true, Ordering::SeqCst);
-        self.notify.notify_waiters();
-    }
-
-    /// The core closed the connection: every wait of the other half returns.
-    pub(crate) fn set_closed(&self) {
-        self.closed.store(true, Ordering::SeqCst);
-        self.notify.notify_waiters();
-    }
-
-    /// Returns once an abort is asked for or the connection is closed; at once if it already is.
-    /// No wake-up is lost: the wait is registered before the flags are read.
-    pub(crate) async fn raised(&self) {
-        loop {
-            let notified = self.notify.notified();
-            let mut notified = std::pin::pin!(notified);
-            notified.as_mut().enable();
-            if self.abort.load(Ordering::SeqCst) || self.closed.load(Ordering::SeqCst) {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
+use super::wait;
+use crate::adapter::{Abort, Signal};
 
 /// Aborts a [`Connection`](super::Connection) that another task drives, such as a straggler a
 /// server's drain gives up on; from any thread, async or not.
@@ -55,11 +16,11 @@ impl Signal {
 /// [`CloseReason::Aborted`](crate::CloseReason::Aborted). The handle never touches the socket.
 #[derive(Clone, Debug)]
 pub struct AbortHandle {
-    signal: Arc<Signal>,
+    signal: Arc<Signal<Notify>>,
 }
 
 impl AbortHandle {
-    pub(crate) fn new(signal: Arc<Signal>) -> Self {
+    pub(crate) fn new(signal: Arc<Signal<Notify>>) -> Self {
         Self { signal }
     }
 
@@ -68,13 +29,20 @@ impl AbortHandle {
         self.signal.request_abort();
     }
 
-    /// Returns once an abort is asked for (at once if it was).
+    /// Returns once an abort is asked for (at once if it was), or the connection's halves have
+    /// closed it.
     pub(crate) async fn requested(&self) {
-        self.signal.raised().await;
+        wait::raised(&self.signal).await;
     }
 
     /// Whether an abort was asked for.
     pub fn is_requested(&self) -> bool {
         self.signal.abort_requested()
+    }
+}
+
+impl Abort for AbortHandle {
+    fn abort(&self) {
+        self.signal.request_abort();
     }
 }

@@ -1,27 +1,22 @@
 //! A tokio server on the listener lifecycle: an accept loop, a task per connection, and a
 //! graceful drain.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::connection::timer_of;
+use super::wait::{sleep_until, timer_of};
 use super::{AbortHandle, Connection, Observer, Peer, ServeReport, ServerConfig};
-use crate::blocking::sys;
-use crate::{
-    CloseReason, DrainOutcome, DrainTracker, IoErrorKind, Listener, ListenerAction, StdClock,
-};
+use crate::adapter::{Books, Served, sys};
+use crate::{DrainOutcome, StdClock};
 
 /// What a connection's handler returns: a boxed future that may borrow the connection.
 ///
@@ -50,7 +45,7 @@ impl DrainHandle {
     }
 }
 
-/// A TCP server whose listening socket follows the [`Listener`] lifecycle and whose connections
+/// A TCP server whose listening socket follows the [`Listener`](crate::Listener) lifecycle and whose connections
 /// each follow a [`Lifecycle`](crate::Lifecycle): the [blocking server](crate::blocking::Server)
 /// on tokio.
 ///
@@ -115,18 +110,9 @@ impl Server {
     /// The socket could not be made, bound (the port is in use: `EADDRINUSE`) or listen; the
     /// message names the address and the OS error.
     pub async fn bind(addr: SocketAddr, config: ServerConfig) -> io::Result<Self> {
-        let listen = || -> io::Result<TcpListener> {
-            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-            #[cfg(unix)]
-            socket.set_reuse_address(true)?;
-            socket.bind(&addr.into())?;
-            socket.listen(config.backlog)?;
-            socket.set_nonblocking(true)?;
-            TcpListener::from_std(socket.into())
-        };
-        let listener = listen().map_err(|error| {
-            io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}"))
-        })?;
+        let socket = sys::listen(addr, config.backlog)?;
+        socket.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(socket.into())?;
         let local_addr = listener.local_addr()?;
         Ok(Self {
             listener,
@@ -178,13 +164,7 @@ impl Server {
             requested,
             ..
         } = self;
-        let shared = Arc::new(Shared {
-            listener: Mutex::new(Listener::new(clock.now(), config.listener)),
-            registry: Mutex::new(HashMap::new()),
-            tracker: DrainTracker::new(),
-            graceful: AtomicU64::new(0),
-            clock,
-        });
+        let books = Books::new(clock, config.listener);
         let handler = Arc::new(handler);
         let mut drain = requested.subscribe();
         let mut report = ServeReport::default();
@@ -197,17 +177,14 @@ impl Server {
                 break;
             }
             while tasks.try_join_next().is_some() {}
-            let may_accept = shared.lock_listener().may_accept();
-            if !may_accept {
+            if let Some(resume) = books.paused() {
                 // Paused after a failed accept: wait for the backoff deadline, or a drain.
-                let resume = shared.lock_listener().poll_timeout();
-                let resume = resume.map(|at| timer_of(clock, at));
                 tokio::select! {
                     biased;
                     () = drain_requested(&mut drain) => break,
-                    () = sleep_until(resume) => {}
+                    () = sleep_until(resume.map(|at| timer_of(clock, at))) => {}
                 }
-                let _ = shared.lock_listener().handle_timeout(clock.now());
+                books.resume();
                 continue;
             }
             let accepted = tokio::select! {
@@ -217,17 +194,10 @@ impl Server {
             };
             match accepted {
                 Ok((stream, addr)) => {
-                    // Refused only after a stop, and the loop has stopped before any.
-                    let _ = shared.lock_listener().handle_accepted(clock.now());
-                    let Some(registration) = shared.tracker.register() else {
-                        let _ = shared.lock_listener().handle_connection_closed(clock.now());
+                    let Some(admission) = books.admit(&mut report, addr) else {
                         break;
                     };
-                    report.accepted = report.accepted.saturating_add(1);
-                    let peer = Peer {
-                        id: report.accepted,
-                        addr,
-                    };
+                    let peer = admission.peer;
                     let connection = match Connection::accepted(
                         stream,
                         config.connection,
@@ -240,47 +210,32 @@ impl Server {
                         }
                         Err(_) => {
                             // Dropped, and so reset: it could not be set up as promised.
-                            let _ = shared.lock_listener().handle_connection_closed(clock.now());
-                            drop(registration);
+                            books.not_served(admission);
                             continue;
                         }
                     };
                     let abort = connection.abort_handle();
-                    shared.lock_registry().insert(peer.id, abort.clone());
-                    let finish = Finish {
-                        shared: Arc::clone(&shared),
-                        id: peer.id,
-                        _registration: registration,
-                    };
+                    let served = books.serve(admission, abort.clone());
                     let handler = Arc::clone(&handler);
                     tasks.spawn(async move {
                         // Dropped last, also if the handler panics: the connection is counted
                         // closed only once it is.
-                        let finish = finish;
-                        serve_connection(connection, &*handler, abort, &finish.shared).await;
+                        let served = served;
+                        serve_connection(connection, &*handler, abort, &served).await;
                     });
                 }
                 Err(error) => {
-                    if sys::is_fatal_accept_error(&error) {
+                    if let Err(error) = books.accept_failed(&mut report, error) {
                         fatal = Some(error);
                         break;
                     }
-                    report.accept_failures = report.accept_failures.saturating_add(1);
-                    let _ = shared
-                        .lock_listener()
-                        .handle_accept_failed(clock.now(), IoErrorKind::of(&error));
                 }
             }
         }
 
         // The drain: the listener's actions, in its order.
         let drain_started = drain.borrow().unwrap_or_else(StdInstant::now);
-        shared.tracker.start_drain();
-        let _ = shared
-            .lock_listener()
-            .drain(clock.now(), config.drain_timeout);
-        perform_listener_actions(&shared, &mut listening);
-        let deadline = shared.lock_listener().poll_timeout();
+        let deadline = books.begin_drain(config.drain_timeout, &mut listening);
         let finished = match deadline {
             Some(deadline) => {
                 tokio::time::timeout_at(timer_of(clock, deadline), join_all(&mut tasks))
@@ -294,58 +249,12 @@ impl Server {
         };
         let mut outcome = DrainOutcome::Drained;
         if !finished {
-            shared.tracker.expire();
-            // Counted now: the aborts below release them all.
-            outcome = shared.tracker.outcome().unwrap_or(outcome);
-            let _ = shared.lock_listener().handle_timeout(clock.now());
-            report.aborted_by_drain = perform_listener_actions(&shared, &mut listening);
+            // Counted now: the aborts release them all.
+            (outcome, report.aborted_by_drain) = books.expire(&mut listening);
             // Each aborted task resets its connection and ends at once.
             join_all(&mut tasks).await;
         }
-        report.drain = Some(outcome);
-        report.drain_time = drain_started.elapsed();
-        report.graceful = shared.graceful.load(Ordering::SeqCst);
-        match fatal {
-            Some(error) => Err(error),
-            None => Ok(report),
-        }
-    }
-}
-
-/// What the accept loop and the connection tasks share.
-struct Shared {
-    listener: Mutex<Listener>,
-    registry: Mutex<HashMap<u64, AbortHandle>>,
-    tracker: DrainTracker,
-    graceful: AtomicU64,
-    clock: StdClock,
-}
-
-impl Shared {
-    fn lock_listener(&self) -> MutexGuard<'_, Listener> {
-        self.listener.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn lock_registry(&self) -> MutexGuard<'_, HashMap<u64, AbortHandle>> {
-        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// A connection's task's last act, however the task ends: the server forgets the connection,
-/// the listener counts it closed, the drain tracker releases it.
-struct Finish {
-    shared: Arc<Shared>,
-    id: u64,
-    _registration: crate::Registration,
-}
-
-impl Drop for Finish {
-    fn drop(&mut self) {
-        self.shared.lock_registry().remove(&self.id);
-        let _ = self
-            .shared
-            .lock_listener()
-            .handle_connection_closed(self.shared.clock.now());
+        books.report(report, outcome, drain_started, fatal)
     }
 }
 
@@ -354,7 +263,7 @@ async fn serve_connection<H>(
     mut connection: Connection,
     handler: &H,
     abort: AbortHandle,
-    shared: &Shared,
+    served: &Served<AbortHandle>,
 ) where
     H: for<'a> Fn(&'a mut Connection) -> HandlerFuture<'a> + Send + Sync,
 {
@@ -371,29 +280,7 @@ async fn serve_connection<H>(
         None if abort.is_requested() => Some(connection.abort()),
         None => connection.close().await.ok(),
     };
-    if reason == Some(CloseReason::Graceful) {
-        shared.graceful.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// Performs the listener's pending actions; returns how many connections it aborted.
-fn perform_listener_actions(shared: &Shared, listening: &mut Option<TcpListener>) -> u64 {
-    let mut aborted = 0_u64;
-    loop {
-        let action = shared.lock_listener().poll_action();
-        match action {
-            None => return aborted,
-            // The accept loop is out of `accept` by now.
-            Some(ListenerAction::StopAccepting) => {}
-            Some(ListenerAction::Close) => drop(listening.take()),
-            Some(ListenerAction::AbortConnections { .. }) => {
-                for handle in shared.lock_registry().values() {
-                    handle.abort();
-                    aborted = aborted.saturating_add(1);
-                }
-            }
-        }
-    }
+    served.books().closed(reason);
 }
 
 /// Returns once a drain is requested.
@@ -405,14 +292,6 @@ async fn drain_requested(drain: &mut watch::Receiver<Option<StdInstant>>) {
 /// Waits for every connection task.
 async fn join_all(tasks: &mut JoinSet<()>) {
     while tasks.join_next().await.is_some() {}
-}
-
-/// Sleeps until `until`, or for ever.
-async fn sleep_until(until: Option<tokio::time::Instant>) {
-    match until {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 impl fmt::Debug for Server {

@@ -1,98 +1,25 @@
-//! A connection split into a read half and a write half for two tasks.
+//! A connection split into a read half and a write half for two tasks, on the T1 close guard.
 
 use std::fmt;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::Arc;
 
-use socket2::SockRef;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
-use super::abort_handle::Signal;
-use super::connection::{Received, Sent, after, recv_once, send_once};
+use super::wait;
 use super::{AbortHandle, Connection};
-use crate::blocking::driver::{Driver, clone_error};
-use crate::{CloseReason, Input, State};
-
-/// What both halves share. Dropping it, after both halves, is the close.
-struct Joint {
-    /// `None` for a connection split after it closed: the core then lets no call through.
-    stream: Option<TcpStream>,
-    /// Never held across an `.await`.
-    driver: Mutex<Driver>,
-    signal: Arc<Signal>,
-    idle_timeout: Option<Duration>,
-}
-
-impl Joint {
-    fn lock(&self) -> MutexGuard<'_, Driver> {
-        self.driver.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Performs what the core asks on the shared socket. A `Close` waits for the last half: the
-    /// other half may be about to make a call on the socket.
-    fn perform(&self, driver: &mut Driver) {
-        let socket = self.stream.as_ref().map(SockRef::from);
-        let _ = driver.perform(socket.as_deref());
-    }
-
-    /// Applies `input` and performs what it brings.
-    fn step(&self, driver: &mut Driver, input: Input) {
-        let _ = driver.input(input);
-        self.perform(driver);
-    }
-
-    /// Turns an abort asked for into the core's; once the core has closed, wakes the other half
-    /// and tells it no call may start.
-    fn settle(&self, driver: &mut Driver) {
-        if self.signal.abort_requested() {
-            self.step(driver, Input::Abort);
-        }
-        if driver.lifecycle.is_closed() {
-            self.signal.set_closed();
-        }
-    }
-
-    /// Fails with the closing error once closed (or aborted).
-    fn check_open(&self, driver: &mut Driver) -> io::Result<()> {
-        self.settle(driver);
-        if driver.lifecycle.is_closed() {
-            return Err(driver.closed_error());
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Joint {
-    /// Both halves are gone: a connection whose both directions ended closes gracefully; one
-    /// still open is reset, as a dropped [`Connection`] is. Then the socket goes, once.
-    fn drop(&mut self) {
-        let mut driver = self.driver.lock().unwrap_or_else(PoisonError::into_inner);
-        let input = match driver.lifecycle.state() {
-            State::BothShut => Some(Input::Close),
-            State::Closed => None,
-            _ => Some(Input::Abandon),
-        };
-        if let Some(input) = input {
-            let _ = driver.input(input);
-            let socket = self.stream.as_ref().map(SockRef::from);
-            let _ = driver.perform(socket.as_deref());
-        }
-        // Split after it closed, the connection has told its observer already.
-        if self.stream.take().is_some() {
-            driver.closed();
-        }
-    }
-}
+use crate::CloseReason;
+use crate::adapter::SplitHalf;
 
 /// The receiving half of a [split](Connection::split) connection.
 pub struct ReadHalf {
-    joint: Arc<Joint>,
+    half: SplitHalf<TcpStream, Notify>,
 }
 
 /// The sending half of a [split](Connection::split) connection.
 pub struct WriteHalf {
-    joint: Arc<Joint>,
+    half: SplitHalf<TcpStream, Notify>,
 }
 
 impl Connection {
@@ -138,19 +65,8 @@ impl Connection {
     /// # }
     /// ```
     pub fn split(self) -> (ReadHalf, WriteHalf) {
-        let (stream, driver, signal, idle_timeout) = self.into_parts();
-        let joint = Arc::new(Joint {
-            stream,
-            driver: Mutex::new(driver),
-            signal,
-            idle_timeout,
-        });
-        (
-            ReadHalf {
-                joint: Arc::clone(&joint),
-            },
-            WriteHalf { joint },
-        )
+        let (read, write) = SplitHalf::split(self.into_endpoint());
+        (ReadHalf { half: read }, WriteHalf { half: write })
     }
 }
 
@@ -160,55 +76,22 @@ impl ReadHalf {
     /// # Errors
     /// As [`Connection::recv`].
     pub async fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let joint = &*self.joint;
-        {
-            let mut driver = joint.lock();
-            joint.check_open(&mut driver)?;
-            if buf.is_empty() || !driver.lifecycle.may_receive() {
-                return Ok(0);
-            }
-        }
-        let Some(stream) = &joint.stream else {
-            return Err(joint.lock().closed_error());
+        let answer = match self.half.enter() {
+            Ok(mut call) => wait::recv(&mut call, buf).await,
+            Err(closed) => Err(closed),
         };
-        let received = recv_once(stream, buf, after(joint.idle_timeout), &joint.signal).await;
-        let mut driver = joint.lock();
-        let answer = match received {
-            Received::Bytes(n) => {
-                joint.step(&mut driver, Input::Received { len: n });
-                Ok(n)
-            }
-            Received::EndOfStream => {
-                joint.step(&mut driver, Input::EndOfStream);
-                Ok(0)
-            }
-            Received::TimedOut => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "no byte from the peer in time",
-            )),
-            Received::Raised => {
-                joint.settle(&mut driver);
-                Err(driver.closed_error())
-            }
-            Received::Failed(error) => {
-                let copy = clone_error(&error);
-                driver.fail(error);
-                joint.perform(&mut driver);
-                Err(copy)
-            }
-        };
-        joint.settle(&mut driver);
+        self.half.settle();
         answer
     }
 
     /// A handle that aborts the connection (both halves) from anywhere.
     pub fn abort_handle(&self) -> AbortHandle {
-        AbortHandle::new(Arc::clone(&self.joint.signal))
+        AbortHandle::new(Arc::clone(self.half.signal()))
     }
 
     /// Why the connection closed; `None` while it is open.
     pub fn close_reason(&self) -> Option<CloseReason> {
-        self.joint.lock().lifecycle.close_reason()
+        self.half.close_reason()
     }
 }
 
@@ -218,53 +101,25 @@ impl WriteHalf {
     /// # Errors
     /// As [`Connection::send`].
     pub async fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let joint = &*self.joint;
-        {
-            let mut driver = joint.lock();
-            joint.check_open(&mut driver)?;
-            if !driver.lifecycle.may_queue() {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "send after the send side was shut",
-                ));
-            }
-        }
-        let Some(stream) = &joint.stream else {
-            return Err(joint.lock().closed_error());
+        let answer = match self.half.enter() {
+            Ok(mut call) => wait::send(&mut call, buf).await,
+            Err(closed) => Err(closed),
         };
-        let sent = send_once(stream, buf, after(joint.idle_timeout), &joint.signal).await;
-        let mut driver = joint.lock();
-        let failure = match sent {
-            Sent::Bytes(n) => {
-                joint.settle(&mut driver);
-                return Ok(n);
-            }
-            Sent::TimedOut => {
-                io::Error::new(io::ErrorKind::TimedOut, "the peer took no byte in time")
-            }
-            Sent::Raised => {
-                joint.settle(&mut driver);
-                return Err(driver.closed_error());
-            }
-            Sent::Failed(error) => error,
-        };
-        let copy = clone_error(&failure);
-        driver.fail(failure);
-        joint.perform(&mut driver);
-        joint.settle(&mut driver);
-        Err(copy)
+        self.half.settle();
+        answer
     }
 
     /// Sends all of `buf`.
     ///
     /// # Errors
     /// As [`Connection::send`].
-    pub async fn send_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            let sent = self.send(buf).await?;
-            buf = buf.get(sent..).unwrap_or_default();
-        }
-        Ok(())
+    pub async fn send_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        let answer = match self.half.enter() {
+            Ok(mut call) => wait::send_all(&mut call, buf).await,
+            Err(closed) => Err(closed),
+        };
+        self.half.settle();
+        answer
     }
 
     /// Shuts the send side, as [`Connection::shutdown_send`].
@@ -272,26 +127,17 @@ impl WriteHalf {
     /// # Errors
     /// As [`Connection::shutdown_send`].
     pub fn shutdown_send(&mut self) -> io::Result<()> {
-        let joint = &*self.joint;
-        let mut driver = joint.lock();
-        joint.check_open(&mut driver)?;
-        driver.input(Input::ShutdownSend)?;
-        joint.step(&mut driver, Input::Flushed);
-        joint.settle(&mut driver);
-        match driver.error() {
-            Some(error) if driver.lifecycle.is_closed() => Err(clone_error(error)),
-            _ => Ok(()),
-        }
+        self.half.shutdown_send()
     }
 
     /// A handle that aborts the connection (both halves) from anywhere.
     pub fn abort_handle(&self) -> AbortHandle {
-        AbortHandle::new(Arc::clone(&self.joint.signal))
+        AbortHandle::new(Arc::clone(self.half.signal()))
     }
 
     /// Why the connection closed; `None` while it is open.
     pub fn close_reason(&self) -> Option<CloseReason> {
-        self.joint.lock().lifecycle.close_reason()
+        self.half.close_reason()
     }
 }
 

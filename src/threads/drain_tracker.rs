@@ -4,7 +4,7 @@
 use core::fmt;
 use std::sync::PoisonError;
 
-use crate::sync::{Arc, Condvar, Mutex};
+use super::sync::{Arc, Condvar, Mutex};
 
 /// What the lock protects. Every change happens under the lock and every change that can end a
 /// wait notifies while still holding it, so a waiter that checked and went to sleep cannot miss it.
@@ -35,7 +35,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn lock(&self) -> crate::sync::MutexGuard<'_, Count> {
+    fn lock(&self) -> super::sync::MutexGuard<'_, Count> {
         // No code panics while holding the lock, and a `Count` is valid after any step anyway.
         self.count.lock().unwrap_or_else(PoisonError::into_inner)
     }

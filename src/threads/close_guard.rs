@@ -5,7 +5,7 @@
 use core::fmt;
 use core::ops::Deref;
 
-use crate::sync::{Arc, AtomicUsize, Ordering};
+use super::sync::{Arc, AtomicUsize, Ordering};
 
 // The state word shared by both halves. One read-modify-write on it decides each step, so a
 // close request and a call that starts at the same moment are always ordered one way or the

@@ -1,0 +1,187 @@
+//! A whole connection: its socket, its driver and its signal, owned by one thread or task at a
+//! time. The socket is released here, once, when the core has closed.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::Socket;
+
+use super::driver::{Driver, Received, Sent};
+use super::signal::{Signal, Wake};
+use super::steps::{SocketLike, Steps};
+use crate::{CloseReason, Instant, Lifecycle, StdClock};
+
+/// How much a lingering close reads at a time, to throw away.
+pub(crate) const DISCARD_CHUNK: usize = 4096;
+
+/// One connection and the socket it owns. Every step goes through the [`Driver`]; when the core
+/// emits `Close`, the socket is dropped (the close) and the observer told, once. Dropped while
+/// still open, the connection is abandoned: reset, with [`CloseReason::Abandoned`] (A1).
+pub(crate) struct Endpoint<S: SocketLike, W: Wake> {
+    /// `None` once the core's `Close` was performed.
+    socket: Option<S>,
+    driver: Driver,
+    signal: Arc<Signal<W>>,
+}
+
+impl<S: SocketLike, W: Wake> Endpoint<S, W> {
+    pub(crate) fn new(socket: S, driver: Driver, signal: Arc<Signal<W>>) -> Self {
+        Self {
+            socket: Some(socket),
+            driver,
+            signal,
+        }
+    }
+
+    /// Runs one step with the socket lent to the driver, then releases the socket if the core
+    /// closed the connection.
+    fn step<R>(&mut self, step: impl FnOnce(&mut Driver, Option<&Socket>, &Signal<W>) -> R) -> R {
+        let result = {
+            let socket = self.socket.as_ref().map(S::socket_ref);
+            step(&mut self.driver, socket.as_deref(), &self.signal)
+        };
+        if self.driver.lifecycle().is_closed() && self.socket.take().is_some() {
+            // The one close: dropping the socket. (A blocking abort handle may hold the socket
+            // for the instant of its wake-up; its drop is then the close.)
+            self.driver.closed();
+        }
+        result
+    }
+
+    pub(crate) fn signal_arc(&self) -> &Arc<Signal<W>> {
+        &self.signal
+    }
+
+    pub(crate) fn clock(&self) -> StdClock {
+        self.driver.clock()
+    }
+
+    pub(crate) fn lifecycle(&self) -> &Lifecycle {
+        self.driver.lifecycle()
+    }
+
+    pub(crate) fn close_reason(&self) -> Option<CloseReason> {
+        self.driver.lifecycle().close_reason()
+    }
+
+    pub(crate) fn error(&self) -> Option<&io::Error> {
+        self.driver.error()
+    }
+
+    pub(crate) fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
+        self.driver.set_idle_timeout(timeout);
+    }
+
+    pub(crate) fn shutdown_send(&mut self) -> io::Result<()> {
+        self.step(|driver, socket, signal| driver.shutdown_send(socket, signal))
+    }
+
+    /// Starts the lingering close; then wait as [`next_discard`](Self::next_discard) says.
+    pub(crate) fn begin_close(&mut self) {
+        self.step(|driver, socket, signal| driver.begin_close(socket, signal));
+    }
+
+    /// The next wait of the lingering close: read and discard until this deadline (`None`
+    /// inside: none), or `None` once the close is over.
+    pub(crate) fn next_discard(&mut self) -> Option<Option<Instant>> {
+        self.step(|driver, socket, signal| driver.next_discard(socket, signal))
+    }
+
+    pub(crate) fn after_discard(&mut self, received: Received) {
+        self.step(|driver, socket, signal| driver.after_discard(socket, signal, received));
+    }
+
+    /// What the close answers, once [`next_discard`](Self::next_discard) says it is over.
+    pub(crate) fn outcome(&self) -> io::Result<CloseReason> {
+        self.driver.outcome()
+    }
+
+    pub(crate) fn abort(&mut self) -> CloseReason {
+        self.step(|driver, socket, _| driver.abort(socket))
+    }
+
+    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.address(Socket::peer_addr)
+    }
+
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.address(Socket::local_addr)
+    }
+
+    fn address(
+        &self,
+        query: impl FnOnce(&Socket) -> io::Result<socket2::SockAddr>,
+    ) -> io::Result<SocketAddr> {
+        let socket = self
+            .socket
+            .as_ref()
+            .ok_or_else(|| self.driver.closed_error())?;
+        query(&socket.socket_ref())?
+            .as_socket()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an internet address"))
+    }
+
+    /// Hands the socket, the driver and the signal over (to the halves of a split), leaving
+    /// nothing to close behind.
+    pub(crate) fn into_parts(mut self) -> (Option<S>, Driver, Arc<Signal<W>>) {
+        let socket = self.socket.take();
+        let placeholder = Driver::placeholder(self.driver.clock());
+        let driver = std::mem::replace(&mut self.driver, placeholder);
+        (socket, driver, Arc::clone(&self.signal))
+    }
+}
+
+impl<S: SocketLike, W: Wake> Steps for Endpoint<S, W> {
+    type Socket = S;
+    type Waker = W;
+
+    fn before_recv(&mut self, empty: bool) -> io::Result<bool> {
+        self.step(|driver, socket, signal| driver.before_recv(socket, signal, empty))
+    }
+
+    fn after_recv(&mut self, received: Received) -> io::Result<usize> {
+        self.step(|driver, socket, signal| driver.after_recv(socket, signal, received))
+    }
+
+    fn before_send(&mut self) -> io::Result<()> {
+        self.step(|driver, socket, signal| driver.before_send(socket, signal))
+    }
+
+    fn after_send(&mut self, sent: Sent) -> io::Result<usize> {
+        self.step(|driver, socket, signal| driver.after_send(socket, signal, sent))
+    }
+
+    fn socket(&self) -> Option<&S> {
+        self.socket.as_ref()
+    }
+
+    fn signal(&self) -> &Signal<W> {
+        &self.signal
+    }
+
+    fn idle_timeout(&self) -> Option<Duration> {
+        self.driver.idle_timeout()
+    }
+}
+
+impl<S: SocketLike, W: Wake> Drop for Endpoint<S, W> {
+    /// A connection dropped while open is reset: linger zero, then close, with
+    /// [`CloseReason::Abandoned`]. A peer must not take a cut-off stream for a complete one.
+    fn drop(&mut self) {
+        if self.socket.is_some() {
+            self.step(|driver, socket, _| driver.abandon(socket));
+        }
+    }
+}
+
+impl<S: SocketLike + fmt::Debug, W: Wake> fmt::Debug for Endpoint<S, W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("socket", &self.socket)
+            .field("driver", &self.driver)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,182 @@
+//! A connection split into a read half and a write half, for two threads or tasks, on the T1
+//! guard ([`Half`]): the socket is closed once, after both halves, never under a call of either.
+
+use std::fmt;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use socket2::Socket;
+
+use super::driver::{Driver, Received, Sent};
+use super::endpoint::Endpoint;
+use super::signal::{Signal, Wake};
+use super::steps::{SocketLike, Steps};
+use crate::{Call, CloseReason, Half};
+
+/// What both halves share besides the socket.
+struct Shared<W> {
+    /// Never held across a wait.
+    driver: Mutex<Driver>,
+    signal: Arc<Signal<W>>,
+    idle_timeout: Option<Duration>,
+}
+
+impl<W> Shared<W> {
+    fn lock(&self) -> MutexGuard<'_, Driver> {
+        self.driver.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The resource the T1 guard holds: the socket, whose drop, after both halves, is the close.
+pub(crate) struct Joint<S: SocketLike, W: Wake> {
+    /// `None` for a connection split after it closed: the core then lets no call through.
+    socket: Option<S>,
+    shared: Arc<Shared<W>>,
+}
+
+impl<S: SocketLike, W: Wake> Joint<S, W> {
+    /// Runs one step under the lock, with the socket lent to the driver. Once the core has
+    /// closed, the signal says so, so that a wait of the other half that starts later ends at
+    /// once.
+    fn step<R>(&self, step: impl FnOnce(&mut Driver, Option<&Socket>, &Signal<W>) -> R) -> R {
+        let mut driver = self.shared.lock();
+        let socket = self.socket.as_ref().map(S::socket_ref);
+        let result = step(&mut driver, socket.as_deref(), &self.shared.signal);
+        if driver.lifecycle().is_closed() {
+            self.shared.signal.mark_closed();
+        }
+        result
+    }
+}
+
+impl<S: SocketLike, W: Wake> Drop for Joint<S, W> {
+    /// Both halves are gone: a connection whose both directions ended closes gracefully; one
+    /// still open is reset, as a dropped connection is. Then the socket goes, once.
+    fn drop(&mut self) {
+        let mut driver = self.shared.lock();
+        {
+            let socket = self.socket.as_ref().map(S::socket_ref);
+            driver.halves_dropped(socket.as_deref());
+        }
+        // A connection split after its close was released, and reported, before the split.
+        if let Some(socket) = self.socket.take() {
+            drop(socket);
+            driver.closed();
+        }
+    }
+}
+
+/// One half of a split connection: the T1 guard around the socket, and what both halves share.
+pub(crate) struct SplitHalf<S: SocketLike, W: Wake> {
+    half: Half<Joint<S, W>>,
+    shared: Arc<Shared<W>>,
+}
+
+impl<S: SocketLike, W: Wake> SplitHalf<S, W> {
+    /// Splits a whole connection: the read half, then the write half.
+    pub(crate) fn split(endpoint: Endpoint<S, W>) -> (Self, Self) {
+        let idle_timeout = endpoint.idle_timeout();
+        let (socket, driver, signal) = endpoint.into_parts();
+        let shared = Arc::new(Shared {
+            driver: Mutex::new(driver),
+            signal,
+            idle_timeout,
+        });
+        let (read, write) = Half::split(Joint {
+            socket,
+            shared: Arc::clone(&shared),
+        });
+        (
+            Self {
+                half: read,
+                shared: Arc::clone(&shared),
+            },
+            Self {
+                half: write,
+                shared,
+            },
+        )
+    }
+
+    /// Enters one call on the socket, whose steps the returned [`Call`] takes; the closing error
+    /// once either half has asked for the close. Call [`settle`](Self::settle) when the call is
+    /// over.
+    pub(crate) fn enter(&mut self) -> io::Result<Call<'_, Joint<S, W>>> {
+        let shared = Arc::clone(&self.shared);
+        self.half
+            .enter()
+            .ok_or_else(|| shared.lock().closed_error())
+    }
+
+    /// After each call: once the core has closed the connection, no call of either half may
+    /// start, and the other half, if it is inside a call, is woken (T1). The socket goes with
+    /// the last half.
+    pub(crate) fn settle(&self) {
+        if self.shared.signal.is_closed() && !self.half.is_closing() {
+            let request = self.half.request_close();
+            if request.other_in_call() {
+                self.shared.signal.waker().wake();
+            }
+        }
+    }
+
+    /// The seed's `shutdown(SD_SEND)`, from the write half.
+    pub(crate) fn shutdown_send(&mut self) -> io::Result<()> {
+        let answer = self.enter().and_then(|call| {
+            call.step(|driver, socket, signal| driver.shutdown_send(socket, signal))
+        });
+        self.settle();
+        answer
+    }
+
+    pub(crate) fn signal(&self) -> &Arc<Signal<W>> {
+        &self.shared.signal
+    }
+
+    pub(crate) fn close_reason(&self) -> Option<CloseReason> {
+        self.shared.lock().lifecycle().close_reason()
+    }
+}
+
+impl<S: SocketLike, W: Wake> Steps for Call<'_, Joint<S, W>> {
+    type Socket = S;
+    type Waker = W;
+
+    fn before_recv(&mut self, empty: bool) -> io::Result<bool> {
+        self.step(|driver, socket, signal| driver.before_recv(socket, signal, empty))
+    }
+
+    fn after_recv(&mut self, received: Received) -> io::Result<usize> {
+        self.step(|driver, socket, signal| driver.after_recv(socket, signal, received))
+    }
+
+    fn before_send(&mut self) -> io::Result<()> {
+        self.step(|driver, socket, signal| driver.before_send(socket, signal))
+    }
+
+    fn after_send(&mut self, sent: Sent) -> io::Result<usize> {
+        self.step(|driver, socket, signal| driver.after_send(socket, signal, sent))
+    }
+
+    fn socket(&self) -> Option<&S> {
+        self.socket.as_ref()
+    }
+
+    fn signal(&self) -> &Signal<W> {
+        &self.shared.signal
+    }
+
+    fn idle_timeout(&self) -> Option<Duration> {
+        self.shared.idle_timeout
+    }
+}
+
+impl<S: SocketLike, W: Wake> fmt::Debug for SplitHalf<S, W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SplitHalf")
+            .field("side", &self.half.side())
+            .field("driver", &*self.shared.lock())
+            .finish_non_exhaustive()
+    }
+}
