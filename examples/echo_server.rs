@@ -7,19 +7,16 @@
 //! cargo run --example echo_server -- [ADDR] [--idle-timeout D] [--linger-total D] [--linger-idle D]
 //! ```
 
-use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 
-use socket_lifecycle::DrainOutcome;
-use socket_lifecycle::blocking::{Connection, Event, Peer, ServeReport, Server};
+use socket_lifecycle::blocking::{Connection, Server};
 
 #[allow(dead_code)] // each program uses its part of the shared module
 mod common;
 
+use common::server_log::{self, ConnectionLog};
 use common::server_options::{self, Options};
 
 const PROGRAM: &str = "echo_server";
@@ -47,101 +44,38 @@ fn run() -> Result<(), String> {
     let stopping = AtomicBool::new(false);
     ctrlc::set_handler(move || {
         if stopping.swap(true, Ordering::SeqCst) {
-            println!("second stop signal: exiting without waiting for the drain");
-            std::process::exit(1);
+            server_log::exit_on_second_stop();
         }
-        println!(
-            "stop signal: draining (open connections have {:?} to finish)",
-            config.drain_timeout
-        );
+        server_log::draining(config.drain_timeout);
         drain.drain();
     })
     .map_err(|error| format!("cannot handle Ctrl-C: {error}"))?;
 
-    // Which connection a handler serves, by its peer's address, for its own log lines.
-    let ids: Arc<Mutex<HashMap<SocketAddr, u64>>> = Arc::default();
-    let handler_ids = Arc::clone(&ids);
+    let log = ConnectionLog::default();
+    let handler_log = log.clone();
     let report = server
         .serve(
-            move |connection| echo(connection, &handler_ids),
-            move |peer| observer(peer, Arc::clone(&ids)),
+            move |connection| echo(connection, &handler_log),
+            move |peer| log.observer(peer),
         )
         .map_err(|error| format!("the server stopped: {error}"))?;
-    println!("{}", summary(&report));
+    println!("{}", server_log::summary(&report));
     Ok(())
 }
 
 /// One connection: echo until the client's end of stream, then shut the send side. The server
 /// closes it afterwards.
-fn echo(connection: &mut Connection, ids: &Mutex<HashMap<SocketAddr, u64>>) -> io::Result<()> {
+fn echo(connection: &mut Connection, log: &ConnectionLog) -> io::Result<()> {
     let mut buffer = vec![0_u8; 16 * 1024];
     loop {
         match connection.recv(&mut buffer) {
             Ok(0) => break,
             Ok(n) => connection.send_all(buffer.get(..n).unwrap_or_default())?,
             Err(error) => {
-                if error.kind() == io::ErrorKind::TimedOut && connection.close_reason().is_none() {
-                    // The idle timeout: the connection is still open, and closes gracefully.
-                    println!("{} {error}: closing", prefix_of(connection, ids));
-                }
+                log.idle_timeout(&error, connection.close_reason(), || connection.peer_addr());
                 return Err(error);
             }
         }
     }
     connection.shutdown_send()
-}
-
-/// The log prefix of the connection a handler serves.
-fn prefix_of(connection: &Connection, ids: &Mutex<HashMap<SocketAddr, u64>>) -> String {
-    match connection.peer_addr() {
-        Ok(addr) => {
-            let ids = ids.lock().unwrap_or_else(PoisonError::into_inner);
-            match ids.get(&addr) {
-                Some(id) => format!("[{id} {addr}]"),
-                None => format!("[{addr}]"),
-            }
-        }
-        Err(_) => "[?]".to_owned(),
-    }
-}
-
-/// A connection's observer: one line per transition and for its close, and its entry in `ids`
-/// while it is open.
-fn observer(
-    peer: Peer,
-    ids: Arc<Mutex<HashMap<SocketAddr, u64>>>,
-) -> impl FnMut(&Event<'_>) + Send + 'static {
-    ids.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(peer.addr, peer.id);
-    let prefix = format!("[{} {}]", peer.id, peer.addr);
-    move |event: &Event<'_>| {
-        if let Some(line) = common::event_line(event) {
-            println!("{prefix} {line}");
-        }
-        if let Event::Closed { .. } = event {
-            ids.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&peer.addr);
-        }
-    }
-}
-
-/// The last line: what the server did.
-fn summary(report: &ServeReport) -> String {
-    let drain = match report.drain {
-        Some(DrainOutcome::Drained) | None => "every connection closed".to_owned(),
-        Some(DrainOutcome::Expired { open }) => {
-            format!("the deadline passed with {open} open")
-        }
-    };
-    format!(
-        "drained: served {} connections, {} graceful, {} aborted by the drain, {} failed accepts; \
-         {drain}, in {:?}",
-        report.accepted,
-        report.graceful,
-        report.aborted_by_drain,
-        report.accept_failures,
-        report.drain_time
-    )
 }

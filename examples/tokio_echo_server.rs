@@ -8,19 +8,16 @@
 //! cargo run --features tokio --example tokio_echo_server -- [ADDR] [--idle-timeout D] [--linger-total D] [--linger-idle D]
 //! ```
 
-use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use socket_lifecycle::DrainOutcome;
-use socket_lifecycle::tokio::{Connection, DrainHandle, Event, Peer, ServeReport, Server};
+use socket_lifecycle::tokio::{Connection, DrainHandle, Server};
 
 #[allow(dead_code)] // each program uses its part of the shared module
 mod common;
 
+use common::server_log::{self, ConnectionLog};
 use common::server_options::{self, Options};
 
 const PROGRAM: &str = "tokio_echo_server";
@@ -60,20 +57,19 @@ async fn run() -> Result<(), String> {
         config.drain_timeout,
     ));
 
-    // Which connection a handler serves, by its peer's address, for its own log lines.
-    let ids: Arc<Mutex<HashMap<SocketAddr, u64>>> = Arc::default();
-    let handler_ids = Arc::clone(&ids);
+    let log = ConnectionLog::default();
+    let handler_log = log.clone();
     let report = server
         .serve(
             move |connection| {
-                let ids = Arc::clone(&handler_ids);
-                Box::pin(async move { echo(connection, &ids).await })
+                let log = handler_log.clone();
+                Box::pin(async move { echo(connection, &log).await })
             },
-            move |peer| observer(peer, Arc::clone(&ids)),
+            move |peer| log.observer(peer),
         )
         .await
         .map_err(|error| format!("the server stopped: {error}"))?;
-    println!("{}", summary(&report));
+    println!("{}", server_log::summary(&report));
     Ok(())
 }
 
@@ -114,19 +110,15 @@ impl Stop {
 /// The first stop signal drains; a second one exits at once.
 async fn drain_on_stop(mut stop: Stop, drain: DrainHandle, drain_timeout: Duration) {
     stop.next().await;
-    println!("stop signal: draining (open connections have {drain_timeout:?} to finish)");
+    server_log::draining(drain_timeout);
     drain.drain();
     stop.next().await;
-    println!("second stop signal: exiting without waiting for the drain");
-    std::process::exit(1);
+    server_log::exit_on_second_stop();
 }
 
 /// One connection: echo until the client's end of stream, then shut the send side. The server
 /// closes it afterwards.
-async fn echo(
-    connection: &mut Connection,
-    ids: &Mutex<HashMap<SocketAddr, u64>>,
-) -> io::Result<()> {
+async fn echo(connection: &mut Connection, log: &ConnectionLog) -> io::Result<()> {
     let mut buffer = vec![0_u8; 16 * 1024];
     loop {
         match connection.recv(&mut buffer).await {
@@ -137,68 +129,10 @@ async fn echo(
                     .await?
             }
             Err(error) => {
-                if error.kind() == io::ErrorKind::TimedOut && connection.close_reason().is_none() {
-                    // The idle timeout: the connection is still open, and closes gracefully.
-                    println!("{} {error}: closing", prefix_of(connection, ids));
-                }
+                log.idle_timeout(&error, connection.close_reason(), || connection.peer_addr());
                 return Err(error);
             }
         }
     }
     connection.shutdown_send()
-}
-
-/// The log prefix of the connection a handler serves.
-fn prefix_of(connection: &Connection, ids: &Mutex<HashMap<SocketAddr, u64>>) -> String {
-    match connection.peer_addr() {
-        Ok(addr) => {
-            let ids = ids.lock().unwrap_or_else(PoisonError::into_inner);
-            match ids.get(&addr) {
-                Some(id) => format!("[{id} {addr}]"),
-                None => format!("[{addr}]"),
-            }
-        }
-        Err(_) => "[?]".to_owned(),
-    }
-}
-
-/// A connection's observer: one line per transition and for its close, and its entry in `ids`
-/// while it is open.
-fn observer(
-    peer: Peer,
-    ids: Arc<Mutex<HashMap<SocketAddr, u64>>>,
-) -> impl FnMut(&Event<'_>) + Send + 'static {
-    ids.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(peer.addr, peer.id);
-    let prefix = format!("[{} {}]", peer.id, peer.addr);
-    move |event: &Event<'_>| {
-        if let Some(line) = common::event_line(event) {
-            println!("{prefix} {line}");
-        }
-        if let Event::Closed { .. } = event {
-            ids.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&peer.addr);
-        }
-    }
-}
-
-/// The last line: what the server did.
-fn summary(report: &ServeReport) -> String {
-    let drain = match report.drain {
-        Some(DrainOutcome::Drained) | None => "every connection closed".to_owned(),
-        Some(DrainOutcome::Expired { open }) => {
-            format!("the deadline passed with {open} open")
-        }
-    };
-    format!(
-        "drained: served {} connections, {} graceful, {} aborted by the drain, {} failed accepts; \
-         {drain}, in {:?}",
-        report.accepted,
-        report.graceful,
-        report.aborted_by_drain,
-        report.accept_failures,
-        report.drain_time
-    )
 }

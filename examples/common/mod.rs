@@ -1,7 +1,9 @@
 //! What the seed's programs share: reading flags and durations, and the log line of a connection's
 //! event. Each program includes it with `mod common;` and uses the part it needs; the echo
-//! servers, one on each adapter, also share their flags (`server_options`).
+//! servers, one on each adapter, also share their flags (`server_options`) and their log
+//! (`server_log`).
 
+pub mod server_log;
 pub mod server_options;
 
 use std::io;
