@@ -22,13 +22,7 @@ use common::server_options::{self, Options};
 const PROGRAM: &str = "echo_server";
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("{PROGRAM}: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_status(PROGRAM, run())
 }
 
 fn run() -> Result<(), String> {

@@ -30,13 +30,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime.block_on(run()),
         Err(error) => Err(format!("cannot start the tokio runtime: {error}")),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("{PROGRAM}: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_status(PROGRAM, result)
 }
 
 async fn run() -> Result<(), String> {
