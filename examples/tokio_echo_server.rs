@@ -8,47 +8,19 @@
 //! cargo run --features tokio --example tokio_echo_server -- [ADDR] [--idle-timeout D] [--linger-total D] [--linger-idle D]
 //! ```
 
-use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use socket_lifecycle::tokio::{
-    Connection, DrainHandle, Event, Peer, ServeReport, Server, ServerConfig,
-};
-use socket_lifecycle::{Config, DrainOutcome};
+use socket_lifecycle::tokio::{Connection, DrainHandle, Server};
 
 #[allow(dead_code)] // each program uses its part of the shared module
 mod common;
 
-use common::{Arg, flag_value, parse_duration};
+use common::server_log::{self, ConnectionLog};
+use common::server_options::{self, Options};
 
-const USAGE: &str = "\
-usage: tokio_echo_server [ADDR] [FLAGS]
-
-Echoes each connection until the client's end of stream, then shuts its send side and closes
-gracefully. Ctrl-C (SIGINT) or SIGTERM drains the server and prints a summary; a second one exits
-at once.
-
-  ADDR                   where to listen (default 127.0.0.1:27015; port 0: any free port)
-  --idle-timeout D       close a connection that sends nothing for D (default: never)
-  --linger-total D       bound on a whole graceful close (default 30s)
-  --linger-idle D        bound on each wait for the client during a close (default 5s)
-  --drain-timeout D      how long a drain waits before it aborts what is open (default 10s)
-  -h, --help             this help
-
-Durations are written like 250us, 500ms, 2s or 1.5s.";
-
-/// What the command line asked for.
-struct Options {
-    addr: String,
-    idle_timeout: Option<Duration>,
-    linger_total: Option<Duration>,
-    linger_idle: Option<Duration>,
-    drain_timeout: Option<Duration>,
-}
+const PROGRAM: &str = "tokio_echo_server";
 
 fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -58,26 +30,16 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime.block_on(run()),
         Err(error) => Err(format!("cannot start the tokio runtime: {error}")),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("tokio_echo_server: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_status(PROGRAM, result)
 }
 
 async fn run() -> Result<(), String> {
-    let Some(options) = parse_options()? else {
-        println!("{USAGE}");
+    let Some(options) = Options::parse()? else {
+        println!("{}", server_options::help(PROGRAM));
         return Ok(());
     };
-    let config = server_config(&options)?;
-    let addr = common::resolve(&options.addr)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("'{}' resolved to no address", options.addr))?;
-    let server = Server::bind(addr, config)
+    let config = options.server_config()?;
+    let server = Server::bind(options.listen_addr()?, config)
         .await
         .map_err(|error| error.to_string())?;
     println!("listening on {}", server.local_addr());
@@ -89,20 +51,19 @@ async fn run() -> Result<(), String> {
         config.drain_timeout,
     ));
 
-    // Which connection a handler serves, by its peer's address, for its own log lines.
-    let ids: Arc<Mutex<HashMap<SocketAddr, u64>>> = Arc::default();
-    let handler_ids = Arc::clone(&ids);
+    let log = ConnectionLog::default();
+    let handler_log = log.clone();
     let report = server
         .serve(
             move |connection| {
-                let ids = Arc::clone(&handler_ids);
-                Box::pin(async move { echo(connection, &ids).await })
+                let log = handler_log.clone();
+                Box::pin(async move { echo(connection, &log).await })
             },
-            move |peer| observer(peer, Arc::clone(&ids)),
+            move |peer| log.observer(peer),
         )
         .await
         .map_err(|error| format!("the server stopped: {error}"))?;
-    println!("{}", summary(&report));
+    println!("{}", server_log::summary(&report));
     Ok(())
 }
 
@@ -143,77 +104,15 @@ impl Stop {
 /// The first stop signal drains; a second one exits at once.
 async fn drain_on_stop(mut stop: Stop, drain: DrainHandle, drain_timeout: Duration) {
     stop.next().await;
-    println!("stop signal: draining (open connections have {drain_timeout:?} to finish)");
+    server_log::draining(drain_timeout);
     drain.drain();
     stop.next().await;
-    println!("second stop signal: exiting without waiting for the drain");
-    std::process::exit(1);
-}
-
-/// Reads the command line; `None` if it asked for the help.
-fn parse_options() -> Result<Option<Options>, String> {
-    let mut options = Options {
-        addr: common::DEFAULT_ADDR.to_owned(),
-        idle_timeout: None,
-        linger_total: None,
-        linger_idle: None,
-        drain_timeout: None,
-    };
-    let mut addr = None;
-    let mut args = common::args().into_iter();
-    while let Some(arg) = args.next() {
-        match arg {
-            Arg::Flag { name, inline } => {
-                let slot = match name.as_str() {
-                    "-h" | "--help" => return Ok(None),
-                    "--idle-timeout" => &mut options.idle_timeout,
-                    "--linger-total" => &mut options.linger_total,
-                    "--linger-idle" => &mut options.linger_idle,
-                    "--drain-timeout" => &mut options.drain_timeout,
-                    _ => return Err(format!("unknown flag '{name}' (try --help)")),
-                };
-                let value = flag_value(&name, inline, &mut args)?;
-                *slot = Some(parse_duration(&name, &value)?);
-            }
-            Arg::Word(word) if addr.is_none() => addr = Some(word),
-            Arg::Word(word) => return Err(format!("unexpected argument '{word}' (try --help)")),
-        }
-    }
-    if let Some(addr) = addr {
-        options.addr = addr;
-    }
-    Ok(Some(options))
-}
-
-/// The server's settings from the options; a linger bound given alone keeps the other within it.
-fn server_config(options: &Options) -> Result<ServerConfig, String> {
-    let defaults = Config::default();
-    let (total, idle) = match (options.linger_total, options.linger_idle) {
-        (Some(total), Some(idle)) => (total, idle),
-        (Some(total), None) => (total, defaults.linger_idle().min(total)),
-        (None, Some(idle)) => (defaults.linger_total().max(idle), idle),
-        (None, None) => (defaults.linger_total(), defaults.linger_idle()),
-    };
-    let connection = defaults
-        .with_linger(total, idle)
-        .map_err(|error| format!("bad linger times: {error}"))?;
-    let mut config = ServerConfig {
-        connection,
-        idle_timeout: options.idle_timeout,
-        ..ServerConfig::default()
-    };
-    if let Some(drain_timeout) = options.drain_timeout {
-        config.drain_timeout = drain_timeout;
-    }
-    Ok(config)
+    server_log::exit_on_second_stop();
 }
 
 /// One connection: echo until the client's end of stream, then shut the send side. The server
 /// closes it afterwards.
-async fn echo(
-    connection: &mut Connection,
-    ids: &Mutex<HashMap<SocketAddr, u64>>,
-) -> io::Result<()> {
+async fn echo(connection: &mut Connection, log: &ConnectionLog) -> io::Result<()> {
     let mut buffer = vec![0_u8; 16 * 1024];
     loop {
         match connection.recv(&mut buffer).await {
@@ -224,68 +123,10 @@ async fn echo(
                     .await?
             }
             Err(error) => {
-                if error.kind() == io::ErrorKind::TimedOut && connection.close_reason().is_none() {
-                    // The idle timeout: the connection is still open, and closes gracefully.
-                    println!("{} {error}: closing", prefix_of(connection, ids));
-                }
+                log.idle_timeout(&error, connection.close_reason(), || connection.peer_addr());
                 return Err(error);
             }
         }
     }
     connection.shutdown_send()
-}
-
-/// The log prefix of the connection a handler serves.
-fn prefix_of(connection: &Connection, ids: &Mutex<HashMap<SocketAddr, u64>>) -> String {
-    match connection.peer_addr() {
-        Ok(addr) => {
-            let ids = ids.lock().unwrap_or_else(PoisonError::into_inner);
-            match ids.get(&addr) {
-                Some(id) => format!("[{id} {addr}]"),
-                None => format!("[{addr}]"),
-            }
-        }
-        Err(_) => "[?]".to_owned(),
-    }
-}
-
-/// A connection's observer: one line per transition and for its close, and its entry in `ids`
-/// while it is open.
-fn observer(
-    peer: Peer,
-    ids: Arc<Mutex<HashMap<SocketAddr, u64>>>,
-) -> impl FnMut(&Event<'_>) + Send + 'static {
-    ids.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(peer.addr, peer.id);
-    let prefix = format!("[{} {}]", peer.id, peer.addr);
-    move |event: &Event<'_>| {
-        if let Some(line) = common::event_line(event) {
-            println!("{prefix} {line}");
-        }
-        if let Event::Closed { .. } = event {
-            ids.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&peer.addr);
-        }
-    }
-}
-
-/// The last line: what the server did.
-fn summary(report: &ServeReport) -> String {
-    let drain = match report.drain {
-        Some(DrainOutcome::Drained) | None => "every connection closed".to_owned(),
-        Some(DrainOutcome::Expired { open }) => {
-            format!("the deadline passed with {open} open")
-        }
-    };
-    format!(
-        "drained: served {} connections, {} graceful, {} aborted by the drain, {} failed accepts; \
-         {drain}, in {:?}",
-        report.accepted,
-        report.graceful,
-        report.aborted_by_drain,
-        report.accept_failures,
-        report.drain_time
-    )
 }

@@ -1,8 +1,14 @@
-//! What the seed's programs share: reading flags and durations, and the log line of a connection's
-//! event. Each program includes it with `mod common;` and uses the part it needs.
+//! What the seed's programs share: reading flags and durations, the log line of a connection's
+//! event, and the one line a failure prints. Each program includes it with `mod common;` and uses
+//! the part it needs; the echo servers, one on each adapter, also share their flags
+//! (`server_options`) and their log (`server_log`).
+
+pub mod server_log;
+pub mod server_options;
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use socket_lifecycle::blocking::Event;
@@ -138,6 +144,18 @@ pub fn logger(prefix: String) -> impl FnMut(&Event<'_>) + Send + 'static {
     move |event: &Event<'_>| {
         if let Some(line) = event_line(event) {
             println!("{prefix} {line}");
+        }
+    }
+}
+
+/// The exit status of `program` once its work returned `result`: a failure is one line on stderr,
+/// after the program's name.
+pub fn exit_status(program: &str, result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{program}: {message}");
+            ExitCode::FAILURE
         }
     }
 }
