@@ -27,13 +27,7 @@ of stream, and closes. Exits 1 if anything fails or the close is not graceful.
   --           what follows is ADDR and MESSAGE, even if it starts with '-'";
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("echo_client: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_status("echo_client", run())
 }
 
 fn run() -> Result<(), String> {
