@@ -11,7 +11,7 @@ pub(crate) trait Wake: Send + Sync {
 }
 
 /// Shared by a connection (or its halves) and its abort handles.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Signal<W> {
     abort: AtomicBool,
     closed: AtomicBool,

@@ -103,7 +103,7 @@ impl<S: SocketLike, W: Wake> SplitHalf<S, W> {
     /// once either half has asked for the close. Call [`settle`](Self::settle) when the call is
     /// over.
     pub(crate) fn enter(&mut self) -> io::Result<Call<'_, Joint<S, W>>> {
-        let shared = Arc::clone(&self.shared);
+        let shared = &self.shared;
         self.half
             .enter()
             .ok_or_else(|| shared.lock().closed_error())
