@@ -124,10 +124,9 @@ impl Driver {
     }
 
     /// Performs every pending action on `socket` but the `Connect`s, which only the connect
-    /// loop performs. Returns whether the core asked to close: the socket's owner then releases
-    /// it, which is the close, and calls [`closed`](Self::closed).
-    pub(crate) fn perform(&mut self, socket: Option<&Socket>) -> bool {
-        let mut close = false;
+    /// loop performs, and `Close`: once the core is closed, the socket's owner releases the
+    /// socket, which is the close, and calls [`closed`](Self::closed).
+    fn perform(&mut self, socket: Option<&Socket>) {
         while let Some(action) = self.lifecycle.poll_action() {
             match (action, socket) {
                 (Action::ShutdownWrite, Some(socket)) => {
@@ -139,12 +138,16 @@ impl Driver {
                     // If it fails the close is a plain one; there is nothing better to do.
                     let _ = sys::set_linger_zero(socket);
                 }
-                (Action::Close, _) => close = true,
                 // Before a socket exists (an abort while idle) there is nothing to act on.
-                (Action::Connect { .. } | Action::ShutdownWrite | Action::SetLingerZero, _) => {}
+                (
+                    Action::Close
+                    | Action::Connect { .. }
+                    | Action::ShutdownWrite
+                    | Action::SetLingerZero,
+                    _,
+                ) => {}
             }
         }
-        close
     }
 
     /// Tells the observer the socket was released.

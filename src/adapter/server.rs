@@ -206,12 +206,10 @@ impl<H: Abort> Books<H> {
     }
 
     /// The drain deadline passed: the connections still open are aborted, each once (L3).
-    /// Returns how the drain ended, counted now, and how many were aborted.
-    pub(crate) fn expire<L>(&self, listening: &mut Option<L>) -> (DrainOutcome, u64) {
-        self.tracker.expire();
-        let outcome = self.tracker.outcome().unwrap_or(DrainOutcome::Drained);
+    /// Returns how many were aborted.
+    pub(crate) fn abort_stragglers<L>(&self, listening: &mut Option<L>) -> u64 {
         let _ = self.listener().handle_timeout(self.clock.now());
-        (outcome, self.perform(listening))
+        self.perform(listening)
     }
 
     /// What `serve` returns once every connection has finished.

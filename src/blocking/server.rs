@@ -177,7 +177,9 @@ impl Server {
     /// `serve` returns once every connection's thread has finished. The drain's abort of a
     /// straggler is performed by that thread, at its next call on the connection (a `recv`
     /// waiting on a silent peer is woken for it): a handler that neither calls nor returns,
-    /// one that sleeps for ever say, keeps `serve` waiting.
+    /// one that sleeps for ever say, keeps `serve` waiting, and so does a `send` blocked on a
+    /// peer that reads nothing, for as long as the idle timeout lets it wait (for ever without
+    /// one).
     ///
     /// # Errors
     /// `accept` failed in a way that will not pass (the listening socket itself is broken); the
@@ -279,7 +281,7 @@ impl Server {
         let drain_wait = deadline.map_or(Duration::ZERO, |deadline| clock.until(deadline));
         let outcome = books.tracker().wait_timeout(drain_wait);
         if let DrainOutcome::Expired { .. } = outcome {
-            report.aborted_by_drain = books.expire(&mut listening).1;
+            report.aborted_by_drain = books.abort_stragglers(&mut listening);
         }
         for worker in workers {
             let _ = worker.join();

@@ -29,8 +29,8 @@ impl AbortHandle {
         self.signal.request_abort();
     }
 
-    /// Returns once an abort is asked for (at once if it was), or the connection's halves have
-    /// closed it.
+    /// Returns once an abort is asked for (at once if it was). For a whole connection, whose
+    /// signal nothing else raises.
     pub(crate) async fn requested(&self) {
         wait::raised(&self.signal).await;
     }

@@ -250,7 +250,9 @@ impl Server {
         let mut outcome = DrainOutcome::Drained;
         if !finished {
             // Counted now: the aborts release them all.
-            (outcome, report.aborted_by_drain) = books.expire(&mut listening);
+            books.tracker().expire();
+            outcome = books.tracker().outcome().unwrap_or(outcome);
+            report.aborted_by_drain = books.abort_stragglers(&mut listening);
             // Each aborted task resets its connection and ends at once.
             join_all(&mut tasks).await;
         }
