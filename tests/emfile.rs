@@ -319,13 +319,14 @@ fn child<A: Adapter>() {
     );
 }
 
-/// A drain asked for while the accept loop waits in `accept` and no descriptor is left, so the
-/// drain handle's wake-up connection cannot be made: `serve` still returns.
+/// A drain asked for while the accept loop waits in `accept` and no descriptor is left, so a
+/// drain handle that wakes the loop with a connection of its own (the blocking server's) cannot
+/// make it: `serve` still returns.
 #[cfg(unix)]
 fn l3_child<A: Adapter>() {
     let running = A::serve(ServerConfig::default(), |_| Box::pin(async { Ok(()) }));
     std::thread::sleep(Duration::from_millis(100)); // the accept loop waits in `accept`
-    // No new descriptor from now on: the drain handle's wake-up connection cannot be made.
+    // No new descriptor from now on: no wake-up connection can be made.
     let before = set_descriptor_limit(0);
     assert!(
         TcpStream::connect(running.addr).is_err(),
