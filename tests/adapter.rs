@@ -1,24 +1,48 @@
-//! The blocking adapter's own promises, beyond the scenarios of the fault suite: split halves
-//! (T1 over real sockets), the abort handle, a drop while open, misuse; and the edges a review
-//! found: an abort that meets a graceful close, a split half woken by the other's close, a split
-//! of a closed connection, socket timeouts shorter than the kernel counts, a socket handed over
-//! in non-blocking mode, a handler that panics.
+//! The adapters' own promises, beyond the scenarios of the fault suite: split halves (T1 over
+//! real sockets), the abort handle, a drop while open, misuse; and the edges a review found: an
+//! abort that meets a graceful close, a split half woken by the other's close, a split of a
+//! closed connection, socket timeouts shorter than the kernel counts, a handler that panics.
+//! Each runs through each adapter: `blocking::...` and, with the `tokio` feature, `tokio::...`.
+//! One edge is the blocking adapter's alone: a socket handed over in non-blocking mode.
+
+mod support;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use socket_lifecycle::blocking::{Connection, Event, Peer, Server, ServerConfig};
-use socket_lifecycle::{CloseReason, Config, StdClock};
+use socket_lifecycle::blocking::{Event, ServerConfig};
+use socket_lifecycle::{CloseReason, Config};
+use support::{
+    AbortHandle, Adapter, Blocking, Connection, Receiving, Sending, Task, for_each_adapter,
+};
+
+for_each_adapter! {
+    t1_split_halves_close_gracefully_once_after_both_are_done,
+    t1_a_reset_seen_by_the_reader_stops_the_writer_and_closes_once,
+    dropping_an_open_connection_resets_it_with_its_own_reason,
+    an_abort_handle_wakes_a_recv_blocked_on_a_silent_peer,
+    c9_sending_after_shutdown_is_misuse_and_changes_nothing,
+    an_idle_timeout_leaves_the_connection_open_for_a_graceful_close,
+    l3_an_abort_during_a_lingering_close_closes_as_aborted_not_graceful,
+    c6_an_abort_asked_before_close_sends_no_shutdown,
+    t1_a_read_half_woken_by_an_abort_gets_an_error_not_an_end_of_stream,
+    c1_a_connection_split_after_its_close_reports_the_close_once,
+    c8_an_idle_timeout_under_a_microsecond_still_bounds_recv,
+    t1_a_write_half_blocked_in_send_returns_when_the_read_half_sees_a_reset,
+    l3_a_handler_that_panics_is_counted_closed_and_not_aborted_by_the_drain;
+    blocking only:
+    c8_a_nonblocking_socket_handed_over_is_driven_blocking,
+}
 
 /// A generous bound on any wait in these tests; none should come near it.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// How long the main thread lets another get into a blocking call. If it is not there yet, the
-/// test still passes for the right reason: the checks hold either way.
+/// How long the test lets other work get into a blocking call (or an await). If it is not there
+/// yet, the test still passes for the right reason: the checks hold either way.
 const SETTLE: Duration = Duration::from_millis(100);
 
 /// How the peer's stream ended after our side reset it: `Err(ConnectionReset)` when it saw the
@@ -56,21 +80,21 @@ fn accepted_pair() -> io::Result<(TcpStream, TcpStream)> {
 }
 
 /// `stream` as an adapter connection whose close reasons go to the returned log.
-fn logged(stream: TcpStream, config: Config) -> io::Result<(Connection, CloseLog)> {
+fn logged<A: Adapter>(stream: TcpStream, config: Config) -> io::Result<(A::Connection, CloseLog)> {
     let closes = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&closes);
-    let connection =
-        Connection::accepted(stream, config, StdClock::new(), move |event: &Event<'_>| {
-            if let Event::Closed { reason, .. } = event {
-                log.lock().expect("the log").push(*reason);
-            }
-        })?;
+    let connection = A::accepted(stream, config, move |event: &Event<'_>| {
+        if let Event::Closed { reason, .. } = event {
+            log.lock().expect("the log").push(*reason);
+        }
+    })?;
     Ok((connection, closes))
 }
 
-fn pair(config: Config) -> io::Result<(Connection, TcpStream, CloseLog)> {
+/// An adapter connection, its plain std peer, and its close log. Within `A::run`.
+fn pair<A: Adapter>(config: Config) -> io::Result<(A::Connection, TcpStream, CloseLog)> {
     let (stream, peer) = accepted_pair()?;
-    let (connection, log) = logged(stream, config)?;
+    let (connection, log) = logged::<A>(stream, config)?;
     Ok((connection, peer, log))
 }
 
@@ -85,303 +109,307 @@ fn long_linger() -> Config {
         .expect("valid linger")
 }
 
-/// Runs `call` on a thread of its own and waits at most `PATIENCE` for its answer; `None` if it
-/// did not come (the thread is left behind, blocked).
-fn bounded<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    let (sender, receiver) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = sender.send(call());
-    });
-    receiver.recv_timeout(PATIENCE).ok()
-}
-
-#[test]
-fn t1_split_halves_close_gracefully_once_after_both_are_done() -> io::Result<()> {
-    let (connection, mut peer, log) = pair(Config::default())?;
-    let (mut read, mut write) = connection.split();
-    let writer = thread::spawn(move || -> io::Result<()> {
-        write.send_all(&[7; 100_000])?;
-        write.shutdown_send()
-    });
-    let mut echoed = Vec::new();
-    peer.read_to_end(&mut echoed)?;
-    assert_eq!(
-        echoed.len(),
-        100_000,
-        "T1 violated: the write half's bytes did not all arrive"
-    );
-    writer.join().expect("the writer returns")?;
-    assert!(
-        closes(&log).is_empty(),
-        "T1 violated: closed while the read half is alive"
-    );
-    peer.write_all(b"last words")?;
-    peer.shutdown(Shutdown::Write)?;
-    let mut buffer = [0; 64];
-    let mut received = 0;
-    loop {
-        match read.recv(&mut buffer)? {
-            0 => break,
-            n => received += n,
+fn t1_split_halves_close_gracefully_once_after_both_are_done<A: Adapter>() -> io::Result<()> {
+    A::run(async {
+        let (connection, mut peer, log) = pair::<A>(Config::default())?;
+        let (mut read, mut write) = connection.split();
+        let writer = A::spawn(async move {
+            write.send_all(&[7; 100_000]).await?;
+            write.shutdown_send()
+        });
+        let mut echoed = Vec::new();
+        peer.read_to_end(&mut echoed)?;
+        assert_eq!(
+            echoed.len(),
+            100_000,
+            "T1 violated: the write half's bytes did not all arrive"
+        );
+        writer.join().await?;
+        assert!(
+            closes(&log).is_empty(),
+            "T1 violated: closed while the read half is alive"
+        );
+        peer.write_all(b"last words")?;
+        peer.shutdown(Shutdown::Write)?;
+        let mut buffer = [0; 64];
+        let mut received = 0;
+        loop {
+            match read.recv(&mut buffer).await? {
+                0 => break,
+                n => received += n,
+            }
         }
-    }
-    assert_eq!(received, 10);
-    drop(read);
-    assert_eq!(
-        closes(&log),
-        [CloseReason::Graceful],
-        "T1 violated: both halves done, both directions ended: one graceful close"
-    );
-    Ok(())
+        assert_eq!(received, 10);
+        drop(read);
+        assert_eq!(
+            closes(&log),
+            [CloseReason::Graceful],
+            "T1 violated: both halves done, both directions ended: one graceful close"
+        );
+        Ok(())
+    })
 }
 
-#[test]
-fn t1_a_reset_seen_by_the_reader_stops_the_writer_and_closes_once() -> io::Result<()> {
-    let (connection, peer, log) = pair(Config::default())?;
-    let (mut read, mut write) = connection.split();
-    let reader = thread::spawn(move || {
+fn t1_a_reset_seen_by_the_reader_stops_the_writer_and_closes_once<A: Adapter>() -> io::Result<()> {
+    A::run(async {
+        let (connection, peer, log) = pair::<A>(Config::default())?;
+        let (mut read, mut write) = connection.split();
+        let reader = A::spawn(async move {
+            let mut buffer = [0; 64];
+            read.recv(&mut buffer).await
+        });
+        A::sleep(SETTLE).await; // let the reader block on the silent peer
+        socket2::SockRef::from(&peer).set_linger(Some(Duration::ZERO))?;
+        drop(peer); // a reset
+        let error = reader.join().await.expect_err("a reset");
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionReset);
+        let refused = write
+            .send(b"too late")
+            .await
+            .expect_err("T1 violated: a call started after the close");
+        assert_ne!(refused.kind(), io::ErrorKind::InvalidInput);
+        drop(write);
+        assert_eq!(
+            closes(&log),
+            [CloseReason::PeerReset],
+            "T1 violated: not closed exactly once"
+        );
+        Ok(())
+    })
+}
+
+fn dropping_an_open_connection_resets_it_with_its_own_reason<A: Adapter>() -> io::Result<()> {
+    A::run(async {
+        let (mut connection, mut peer, log) = pair::<A>(Config::default())?;
+        connection.send_all(b"half a message").await?;
+        drop(connection);
+        assert_eq!(
+            peer_stream_end(&mut peer),
+            Err(io::ErrorKind::ConnectionReset),
+            "a connection dropped while open must reset, so a cut-off stream never looks complete"
+        );
+        assert_eq!(
+            closes(&log),
+            [CloseReason::Abandoned],
+            "C1 violated: a drop closes once, as abandoned"
+        );
+        Ok(())
+    })
+}
+
+fn an_abort_handle_wakes_a_recv_blocked_on_a_silent_peer<A: Adapter>() -> io::Result<()> {
+    A::run(async {
+        let (mut connection, mut peer, log) = pair::<A>(Config::default())?;
+        let handle = connection.abort_handle();
+        let reader = A::spawn(async move {
+            let mut buffer = [0; 64];
+            let result = connection.recv(&mut buffer).await;
+            (result.map_err(|e| e.kind()), connection.close_reason())
+        });
+        A::sleep(SETTLE).await;
+        handle.abort();
+        let (result, reason) = reader.join().await;
+        assert!(
+            result.is_err(),
+            "an aborted connection's recv is an error, not an end of stream"
+        );
+        assert_eq!(reason, Some(CloseReason::Aborted));
+        assert_eq!(
+            closes(&log),
+            [CloseReason::Aborted],
+            "C1 violated: not closed exactly once"
+        );
+        assert_eq!(
+            peer_stream_end(&mut peer),
+            Err(io::ErrorKind::ConnectionReset),
+            "C6 violated: an abort must reach the peer as a reset"
+        );
+        Ok(())
+    })
+}
+
+fn c9_sending_after_shutdown_is_misuse_and_changes_nothing<A: Adapter>() -> io::Result<()> {
+    A::run(async {
+        let (mut connection, mut peer, _log) = pair::<A>(Config::default())?;
+        connection.shutdown_send()?;
+        let error = connection
+            .send(b"late")
+            .await
+            .expect_err("C3 violated: sent after shutdown");
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        peer.write_all(b"still receiving")?;
+        peer.shutdown(Shutdown::Write)?;
         let mut buffer = [0; 64];
-        read.recv(&mut buffer)
-    });
-    thread::sleep(Duration::from_millis(100)); // let the reader block on the silent peer
-    socket2::SockRef::from(&peer).set_linger(Some(Duration::ZERO))?;
-    drop(peer); // a reset
-    let error = reader
-        .join()
-        .expect("the reader returns")
-        .expect_err("a reset");
-    assert_eq!(error.kind(), io::ErrorKind::ConnectionReset);
-    let refused = write
-        .send(b"too late")
-        .expect_err("T1 violated: a call started after the close");
-    assert_ne!(refused.kind(), io::ErrorKind::InvalidInput);
-    drop(write);
-    assert_eq!(
-        closes(&log),
-        [CloseReason::PeerReset],
-        "T1 violated: not closed exactly once"
-    );
-    Ok(())
+        assert_eq!(
+            connection.recv(&mut buffer).await?,
+            15,
+            "C9 violated: misuse changed the connection"
+        );
+        assert_eq!(connection.recv(&mut buffer).await?, 0);
+        assert_eq!(connection.recv(&mut []).await?, 0);
+        assert_eq!(connection.close().await?, CloseReason::Graceful);
+        let mut rest = Vec::new();
+        peer.read_to_end(&mut rest)?;
+        assert!(rest.is_empty());
+        Ok(())
+    })
 }
 
-#[test]
-fn dropping_an_open_connection_resets_it_with_its_own_reason() -> io::Result<()> {
-    let (mut connection, mut peer, log) = pair(Config::default())?;
-    connection.send_all(b"half a message")?;
-    drop(connection);
-    assert_eq!(
-        peer_stream_end(&mut peer),
-        Err(io::ErrorKind::ConnectionReset),
-        "a connection dropped while open must reset, so a cut-off stream never looks complete"
-    );
-    assert_eq!(
-        closes(&log),
-        [CloseReason::Abandoned],
-        "C1 violated: a drop closes once, as abandoned"
-    );
-    Ok(())
-}
-
-#[test]
-fn an_abort_handle_wakes_a_recv_blocked_on_a_silent_peer() -> io::Result<()> {
-    let (mut connection, mut peer, log) = pair(Config::default())?;
-    let handle = connection.abort_handle();
-    let reader = thread::spawn(move || {
-        let mut buffer = [0; 64];
-        let result = connection.recv(&mut buffer);
-        (result.map_err(|e| e.kind()), connection.close_reason())
-    });
-    thread::sleep(Duration::from_millis(100));
-    handle.abort();
-    let (result, reason) = reader.join().expect("the reader returns");
-    assert!(
-        result.is_err(),
-        "an aborted connection's recv is an error, not an end of stream"
-    );
-    assert_eq!(reason, Some(CloseReason::Aborted));
-    assert_eq!(
-        closes(&log),
-        [CloseReason::Aborted],
-        "C1 violated: not closed exactly once"
-    );
-    assert_eq!(
-        peer_stream_end(&mut peer),
-        Err(io::ErrorKind::ConnectionReset),
-        "C6 violated: an abort must reach the peer as a reset"
-    );
-    Ok(())
-}
-
-#[test]
-fn c9_sending_after_shutdown_is_misuse_and_changes_nothing() -> io::Result<()> {
-    let (mut connection, mut peer, _log) = pair(Config::default())?;
-    connection.shutdown_send()?;
-    let error = connection
-        .send(b"late")
-        .expect_err("C3 violated: sent after shutdown");
-    assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
-    peer.write_all(b"still receiving")?;
-    peer.shutdown(Shutdown::Write)?;
-    let mut buffer = [0; 64];
-    assert_eq!(
-        connection.recv(&mut buffer)?,
-        15,
-        "C9 violated: misuse changed the connection"
-    );
-    assert_eq!(connection.recv(&mut buffer)?, 0);
-    assert_eq!(connection.recv(&mut [])?, 0);
-    assert_eq!(connection.close()?, CloseReason::Graceful);
-    let mut rest = Vec::new();
-    peer.read_to_end(&mut rest)?;
-    assert!(rest.is_empty());
-    Ok(())
-}
-
-#[test]
-fn an_idle_timeout_leaves_the_connection_open_for_a_graceful_close() -> io::Result<()> {
+fn an_idle_timeout_leaves_the_connection_open_for_a_graceful_close<A: Adapter>() -> io::Result<()> {
     let config = Config::new()
         .with_linger(Duration::from_secs(5), Duration::from_secs(2))
         .expect("valid");
-    let (mut connection, mut peer, log) = pair(config)?;
-    connection.set_idle_timeout(Some(Duration::from_millis(100)))?;
-    let mut buffer = [0; 64];
-    let error = connection.recv(&mut buffer).expect_err("the idle timeout");
-    assert_eq!(error.kind(), io::ErrorKind::TimedOut);
-    assert!(
-        connection.close_reason().is_none(),
-        "an idle timeout is the application's to act on"
-    );
-    let closer = thread::spawn(move || connection.close().map_err(|e| e.kind()));
-    let mut rest = Vec::new();
-    peer.read_to_end(&mut rest)?; // our end of stream
-    drop(peer); // the peer closes: the lingering close ends
-    assert_eq!(
-        closer.join().expect("the closer returns"),
-        Ok(CloseReason::Graceful)
-    );
-    assert_eq!(closes(&log), [CloseReason::Graceful]);
-    Ok(())
-}
-
-#[test]
-fn l3_an_abort_during_a_lingering_close_closes_as_aborted_not_graceful() -> io::Result<()> {
-    // A straggler a drain gives up on is often in its lingering close, waiting for a peer that
-    // never ends its stream. The abort handle wakes that `recv` by shutting the receive side,
-    // which makes it return 0: that is not the peer's end of stream (C5).
-    let (mut connection, peer, log) = pair(long_linger())?;
-    let handle = connection.abort_handle();
-    let closer = thread::spawn(move || connection.close().map_err(|e| e.kind()));
-    thread::sleep(SETTLE);
-    handle.abort();
-    let answer = closer.join().expect("the closer returns");
-    assert_eq!(
-        answer,
-        Ok(CloseReason::Aborted),
-        "L3/C5 violated: an abort during a lingering close ended as {answer:?}; the peer never \
-         ended its stream, so only an abort can have closed it"
-    );
-    assert_eq!(
-        closes(&log),
-        [CloseReason::Aborted],
-        "L3 violated: an aborted lingering close must be reported once, as aborted"
-    );
-    drop(peer);
-    Ok(())
-}
-
-#[test]
-fn c6_an_abort_asked_before_close_sends_no_shutdown() -> io::Result<()> {
-    // The abort comes first (a drain's deadline, say) and the thread only then closes: the
-    // close must be the reset, with no `shutdown(Write)` the peer would read as a clean end.
-    let (mut connection, mut peer, log) = pair(long_linger())?;
-    connection.abort_handle().abort();
-    let reason = connection.close().map_err(|e| e.kind());
-    assert_eq!(
-        reason,
-        Ok(CloseReason::Aborted),
-        "C6 violated: an abort asked before close ended as {reason:?}"
-    );
-    let seen = peer_stream_end(&mut peer);
-    assert_eq!(
-        seen,
-        Err(io::ErrorKind::ConnectionReset),
-        "C6 violated: the peer of an aborted connection read {seen:?} (an end of stream means \
-         shutdown(Write) was sent before the reset)"
-    );
-    assert_eq!(closes(&log), [CloseReason::Aborted]);
-    Ok(())
-}
-
-#[test]
-fn t1_a_read_half_woken_by_an_abort_gets_an_error_not_an_end_of_stream() -> io::Result<()> {
-    let (connection, peer, log) = pair(Config::default())?;
-    let handle = connection.abort_handle();
-    let (mut read, write) = connection.split();
-    let reader = thread::spawn(move || {
+    A::run(async {
+        let (mut connection, mut peer, log) = pair::<A>(config)?;
+        connection.set_idle_timeout(Some(Duration::from_millis(100)))?;
         let mut buffer = [0; 64];
-        let answer = read.recv(&mut buffer).map_err(|e| e.kind());
-        (answer, read)
-    });
-    thread::sleep(SETTLE);
-    handle.abort();
-    let (answer, read) = reader.join().expect("the reader returns");
-    assert!(
-        answer.is_err(),
-        "T1 violated: a read half woken by an abort returned {answer:?}; 0 would tell the \
-         application the peer ended its stream, and it did not"
-    );
-    drop((read, write));
-    assert_eq!(
-        closes(&log),
-        [CloseReason::Aborted],
-        "T1 violated: not closed exactly once, as aborted"
-    );
-    drop(peer);
-    Ok(())
+        let error = connection
+            .recv(&mut buffer)
+            .await
+            .expect_err("the idle timeout");
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(
+            connection.close_reason().is_none(),
+            "an idle timeout is the application's to act on"
+        );
+        let closer = A::spawn(async move { connection.close().await.map_err(|e| e.kind()) });
+        let mut rest = Vec::new();
+        peer.read_to_end(&mut rest)?; // our end of stream
+        drop(peer); // the peer closes: the lingering close ends
+        assert_eq!(closer.join().await, Ok(CloseReason::Graceful));
+        assert_eq!(closes(&log), [CloseReason::Graceful]);
+        Ok(())
+    })
 }
 
-#[test]
-fn c1_a_connection_split_after_its_close_reports_the_close_once() -> io::Result<()> {
-    let (mut connection, _peer, log) = pair(Config::default())?;
-    assert_eq!(connection.abort(), CloseReason::Aborted);
-    let (read, write) = connection.split();
-    drop((read, write));
-    assert_eq!(
-        closes(&log),
-        [CloseReason::Aborted],
-        "C1 violated: one socket, released once, reported closed more than once"
-    );
-    Ok(())
+fn l3_an_abort_during_a_lingering_close_closes_as_aborted_not_graceful<A: Adapter>()
+-> io::Result<()> {
+    // A straggler a drain gives up on is often in its lingering close, waiting for a peer that
+    // never ends its stream. The abort wakes that wait (the blocking adapter's `recv`, by
+    // shutting the receive side, which makes it return 0): that is not the peer's end of stream
+    // (C5).
+    A::run(async {
+        let (mut connection, peer, log) = pair::<A>(long_linger())?;
+        let handle = connection.abort_handle();
+        let closer = A::spawn(async move { connection.close().await.map_err(|e| e.kind()) });
+        A::sleep(SETTLE).await;
+        handle.abort();
+        let answer = closer.join().await;
+        assert_eq!(
+            answer,
+            Ok(CloseReason::Aborted),
+            "L3/C5 violated: an abort during a lingering close ended as {answer:?}; the peer \
+             never ended its stream, so only an abort can have closed it"
+        );
+        assert_eq!(
+            closes(&log),
+            [CloseReason::Aborted],
+            "L3 violated: an aborted lingering close must be reported once, as aborted"
+        );
+        drop(peer);
+        Ok(())
+    })
 }
 
-#[test]
-fn c8_an_idle_timeout_under_a_microsecond_still_bounds_recv() -> io::Result<()> {
+fn c6_an_abort_asked_before_close_sends_no_shutdown<A: Adapter>() -> io::Result<()> {
+    // The abort comes first (a drain's deadline, say) and the application only then closes: the
+    // close must be the reset, with no `shutdown(Write)` the peer would read as a clean end.
+    A::run(async {
+        let (mut connection, mut peer, log) = pair::<A>(long_linger())?;
+        connection.abort_handle().abort();
+        let reason = connection.close().await.map_err(|e| e.kind());
+        assert_eq!(
+            reason,
+            Ok(CloseReason::Aborted),
+            "C6 violated: an abort asked before close ended as {reason:?}"
+        );
+        let seen = peer_stream_end(&mut peer);
+        assert_eq!(
+            seen,
+            Err(io::ErrorKind::ConnectionReset),
+            "C6 violated: the peer of an aborted connection read {seen:?} (an end of stream means \
+             shutdown(Write) was sent before the reset)"
+        );
+        assert_eq!(closes(&log), [CloseReason::Aborted]);
+        Ok(())
+    })
+}
+
+fn t1_a_read_half_woken_by_an_abort_gets_an_error_not_an_end_of_stream<A: Adapter>()
+-> io::Result<()> {
+    A::run(async {
+        let (connection, peer, log) = pair::<A>(Config::default())?;
+        let handle = connection.abort_handle();
+        let (mut read, write) = connection.split();
+        let reader = A::spawn(async move {
+            let mut buffer = [0; 64];
+            let answer = read.recv(&mut buffer).await.map_err(|e| e.kind());
+            (answer, read)
+        });
+        A::sleep(SETTLE).await;
+        handle.abort();
+        let (answer, read) = reader.join().await;
+        assert!(
+            answer.is_err(),
+            "T1 violated: a read half woken by an abort returned {answer:?}; 0 would tell the \
+             application the peer ended its stream, and it did not"
+        );
+        drop((read, write));
+        assert_eq!(
+            closes(&log),
+            [CloseReason::Aborted],
+            "T1 violated: not closed exactly once, as aborted"
+        );
+        drop(peer);
+        Ok(())
+    })
+}
+
+fn c1_a_connection_split_after_its_close_reports_the_close_once<A: Adapter>() -> io::Result<()> {
+    A::run(async {
+        let (mut connection, _peer, log) = pair::<A>(Config::default())?;
+        assert_eq!(connection.abort(), CloseReason::Aborted);
+        let (read, write) = connection.split();
+        drop((read, write));
+        assert_eq!(
+            closes(&log),
+            [CloseReason::Aborted],
+            "C1 violated: one socket, released once, reported closed more than once"
+        );
+        Ok(())
+    })
+}
+
+fn c8_an_idle_timeout_under_a_microsecond_still_bounds_recv<A: Adapter>() -> io::Result<()> {
     // The kernel counts socket timeouts in microseconds, and a timeout that rounds to zero
     // means "no timeout": a wait for ever on a silent peer.
-    let (mut connection, peer, _log) = pair(Config::default())?;
-    connection.set_idle_timeout(Some(Duration::from_nanos(1)))?;
-    let answer = bounded(move || {
-        let mut buffer = [0; 64];
-        connection.recv(&mut buffer).map_err(|e| e.kind())
-    });
-    assert_eq!(
-        answer,
-        Some(Err(io::ErrorKind::TimedOut)),
-        "C8 violated: a 1 ns idle timeout gave {answer:?} (None: recv still blocked after \
-         {PATIENCE:?}, the timeout became none)"
-    );
-    drop(peer);
-    Ok(())
+    A::run(async {
+        let (mut connection, peer, _log) = pair::<A>(Config::default())?;
+        connection.set_idle_timeout(Some(Duration::from_nanos(1)))?;
+        let answer = A::spawn(async move {
+            let mut buffer = [0; 64];
+            connection.recv(&mut buffer).await.map_err(|e| e.kind())
+        })
+        .join_within(PATIENCE)
+        .await;
+        assert_eq!(
+            answer,
+            Some(Err(io::ErrorKind::TimedOut)),
+            "C8 violated: a 1 ns idle timeout gave {answer:?} (None: recv still blocked after \
+             {PATIENCE:?}, the timeout became none)"
+        );
+        drop(peer);
+        Ok(())
+    })
 }
 
-#[test]
 fn c8_a_nonblocking_socket_handed_over_is_driven_blocking() -> io::Result<()> {
     // A socket accepted elsewhere may come in non-blocking mode. The blocking adapter reads its
     // `EAGAIN` as a timeout: without blocking mode a recv would report an idle timeout that was
     // never set, and a lingering close would spin on the CPU until its deadline.
     let (stream, mut peer) = accepted_pair()?;
     stream.set_nonblocking(true)?;
-    let (mut connection, _log) = logged(stream, Config::default())?;
+    let (mut connection, _log) = logged::<Blocking>(stream, Config::default())?;
     let reader = thread::spawn(move || {
         let mut buffer = [0; 64];
         connection.recv(&mut buffer).map_err(|e| e.kind())
@@ -399,111 +427,100 @@ fn c8_a_nonblocking_socket_handed_over_is_driven_blocking() -> io::Result<()> {
     Ok(())
 }
 
-#[test]
-fn t1_a_write_half_blocked_in_send_returns_when_the_read_half_sees_a_reset() -> io::Result<()> {
+fn t1_a_write_half_blocked_in_send_returns_when_the_read_half_sees_a_reset<A: Adapter>()
+-> io::Result<()> {
     // The peer reads nothing, so the writer fills the buffers and blocks in `send`; the reader
     // blocks in `recv`. The peer's reset must end both calls: neither half may hang.
-    let (connection, peer, log) = pair(Config::default())?;
-    let (mut read, mut write) = connection.split();
-    let (unbounded, never_blocked) = mpsc::channel();
-    let writer = thread::spawn(move || {
-        let chunk = [0_u8; 16 * 1024];
-        let mut sent = 0_usize;
-        loop {
-            match write.send(&chunk) {
-                Ok(n) => sent = sent.saturating_add(n),
-                Err(error) => return (sent, error.kind(), write),
+    A::run(async {
+        let (connection, peer, log) = pair::<A>(Config::default())?;
+        let (mut read, mut write) = connection.split();
+        let (unbounded, never_blocked) = mpsc::channel();
+        let writer = A::spawn(async move {
+            let chunk = [0_u8; 16 * 1024];
+            let mut sent = 0_usize;
+            loop {
+                match write.send(&chunk).await {
+                    Ok(n) => sent = sent.saturating_add(n),
+                    Err(error) => return (sent, error.kind(), write),
+                }
+                if sent >= 64 * 1024 * 1024 {
+                    let _ = unbounded.send(()); // more than loopback buffers hold: a test defect
+                }
             }
-            if sent >= 64 * 1024 * 1024 {
-                let _ = unbounded.send(()); // more than loopback buffers hold: a test defect
-            }
-        }
-    });
-    let reader = thread::spawn(move || {
-        let mut buffer = [0; 64];
-        (read.recv(&mut buffer).map_err(|e| e.kind()), read)
-    });
-    thread::sleep(SETTLE); // both block: the peer is silent and reads nothing
-    assert!(
-        never_blocked.try_recv().is_err(),
-        "T1 test defect: the writer never blocked"
-    );
-    socket2::SockRef::from(&peer).set_linger(Some(Duration::ZERO))?;
-    drop(peer); // a reset
-    let ended = bounded(move || (reader.join(), writer.join()));
-    let Some((Ok((read_answer, read)), Ok((_, write_kind, write)))) = ended else {
-        panic!("T1 violated: a half was still inside its call {PATIENCE:?} after the reset");
-    };
-    assert_eq!(
-        read_answer,
-        Err(io::ErrorKind::ConnectionReset),
-        "T1 violated: the read half did not see the reset"
-    );
-    assert_ne!(
-        write_kind,
-        io::ErrorKind::InvalidInput,
-        "T1 violated: the write half's send after a reset is no misuse"
-    );
-    drop((read, write));
-    assert_eq!(
-        closes(&log),
-        [CloseReason::PeerReset],
-        "T1 violated: not closed exactly once, as reset"
-    );
-    Ok(())
+        });
+        let reader = A::spawn(async move {
+            let mut buffer = [0; 64];
+            (read.recv(&mut buffer).await.map_err(|e| e.kind()), read)
+        });
+        A::sleep(SETTLE).await; // both block: the peer is silent and reads nothing
+        assert!(
+            never_blocked.try_recv().is_err(),
+            "T1 test defect: the writer never blocked"
+        );
+        socket2::SockRef::from(&peer).set_linger(Some(Duration::ZERO))?;
+        drop(peer); // a reset
+        let deadline = Instant::now() + PATIENCE;
+        let read_ended = reader.join_within(PATIENCE).await;
+        let write_ended = writer
+            .join_within(deadline.saturating_duration_since(Instant::now()))
+            .await;
+        let (Some((read_answer, read)), Some((_, write_kind, write))) = (read_ended, write_ended)
+        else {
+            panic!("T1 violated: a half was still inside its call {PATIENCE:?} after the reset");
+        };
+        assert_eq!(
+            read_answer,
+            Err(io::ErrorKind::ConnectionReset),
+            "T1 violated: the read half did not see the reset"
+        );
+        assert_ne!(
+            write_kind,
+            io::ErrorKind::InvalidInput,
+            "T1 violated: the write half's send after a reset is no misuse"
+        );
+        drop((read, write));
+        assert_eq!(
+            closes(&log),
+            [CloseReason::PeerReset],
+            "T1 violated: not closed exactly once, as reset"
+        );
+        Ok(())
+    })
 }
 
-#[test]
-fn l3_a_handler_that_panics_is_counted_closed_and_not_aborted_by_the_drain() -> io::Result<()> {
+fn l3_a_handler_that_panics_is_counted_closed_and_not_aborted_by_the_drain<A: Adapter>()
+-> io::Result<()> {
     // Connection 1's handler panics; connection 2 is a straggler the drain must abort. The
     // server's books must count connection 1 closed, so the drain aborts one connection.
     let config = ServerConfig {
         drain_timeout: Duration::from_millis(300),
         ..ServerConfig::default()
     };
-    let server = Server::bind("127.0.0.1:0".parse().expect("an address"), config)?;
-    let addr = server.local_addr();
-    let drain = server.drain_handle();
-    let log: Arc<Mutex<Vec<(u64, CloseReason)>>> = Arc::default();
-    let observers = Arc::clone(&log);
-    let serving = thread::spawn(move || {
-        server.serve(
-            |connection| {
-                let mut first = [0];
-                connection.recv(&mut first)?;
-                assert!(first != *b"p", "the handler panics, on purpose");
-                let mut rest = [0; 64];
-                connection.recv(&mut rest).map(drop) // the straggler waits here
-            },
-            move |peer: Peer| {
-                let log = Arc::clone(&observers);
-                move |event: &Event<'_>| {
-                    if let Event::Closed { reason, .. } = event {
-                        log.lock().expect("the log").push((peer.id, *reason));
-                    }
-                }
-            },
-        )
+    let server = A::serve(config, |connection| {
+        Box::pin(async move {
+            let mut first = [0];
+            connection.recv(&mut first).await?;
+            assert!(first != *b"p", "the handler panics, on purpose");
+            let mut rest = [0; 64];
+            connection.recv(&mut rest).await.map(drop) // the straggler waits here
+        })
     });
-    let mut panicking = TcpStream::connect(addr)?;
+    let mut panicking = TcpStream::connect(server.addr)?;
     panicking.write_all(b"p")?;
     let mut rest = Vec::new();
     let _ = panicking.read_to_end(&mut rest); // the panic drops the connection: a reset
-    let mut straggler = TcpStream::connect(addr)?;
+    let mut straggler = TcpStream::connect(server.addr)?;
     straggler.write_all(b"s")?;
     thread::sleep(SETTLE); // the straggler's handler waits for more
-    drain.drain();
-    let report = bounded(move || serving.join().map(|served| served.map_err(|e| e.kind())))
-        .expect("L3 violated: serve did not return")
-        .expect("serve does not panic")
-        .expect("serve succeeds");
+    server.drain();
+    let report = server.wait(PATIENCE, "L3");
     assert_eq!(
         report.aborted_by_drain, 1,
         "L3 violated: the drain counted {} aborted, and only the straggler was open \
          (a connection whose handler panicked is closed): {report:?}",
         report.aborted_by_drain
     );
-    let mut closes = log.lock().expect("the log").clone();
+    let mut closes = server.log.all_closes();
     closes.sort_by_key(|&(id, _)| id);
     assert_eq!(
         closes,

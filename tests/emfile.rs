@@ -1,5 +1,6 @@
 //! S8: the descriptor limit reached while accepting (`EMFILE`); and L3 at that limit, a drain
-//! whose wake-up connection cannot be made.
+//! whose wake-up connection cannot be made. Each through each adapter's server:
+//! `blocking::s8_...` and, with the `tokio` feature, `tokio::s8_...`.
 //!
 //! Each test lowers this process's descriptor limit, so it runs in a child process: it re-runs
 //! this test binary with only this test and an environment variable that makes it the child.
@@ -19,7 +20,21 @@ use std::time::{Duration, Instant};
 
 use socket_lifecycle::blocking::ServerConfig;
 use socket2::{Domain, Protocol, Socket, Type};
-use support::{Running, echo, read_all};
+use support::{Adapter, echo_handler, for_each_adapter, read_all};
+
+for_each_adapter! {
+    #[cfg_attr(
+        windows,
+        ignore = "S8 is Unix only: Windows has no per-process descriptor limit (RLIMIT_NOFILE) to \
+                  lower"
+    )]
+    s8_descriptor_limit_keeps_serving_backs_off_and_recovers,
+    #[cfg_attr(
+        windows,
+        ignore = "Unix only: Windows has no per-process descriptor limit (RLIMIT_NOFILE) to lower"
+    )]
+    l3_drain_at_the_descriptor_limit_stops_a_server_waiting_in_accept,
+}
 
 const CHILD: &str = "SOCKET_LIFECYCLE_S8_CHILD";
 const NAME: &str = "s8_descriptor_limit_keeps_serving_backs_off_and_recovers";
@@ -37,34 +52,41 @@ const MAX_FAILURES: u64 = 50;
 /// More CPU time than this while starved is a spinning server (a spinning one burns ~STARVED).
 const MAX_CPU: Duration = Duration::from_millis(400);
 
-#[cfg(unix)]
-#[test]
-fn s8_descriptor_limit_keeps_serving_backs_off_and_recovers() {
+// On Windows there is no descriptor limit to lower: Winsock has no `RLIMIT_NOFILE`, and running
+// out of sockets there (`WSAEMFILE`, `WSAENOBUFS`) is a system-wide condition a test cannot bring
+// about in its own process. There the tests are reported ignored, with the reason, and do nothing.
+
+fn s8_descriptor_limit_keeps_serving_backs_off_and_recovers<A: Adapter>() {
+    #[cfg(unix)]
     if std::env::var_os(CHILD).is_some() {
-        child();
-        return;
+        child::<A>();
+    } else {
+        run_child::<A>(NAME, CHILD, "S8", "S8 summary");
     }
-    run_child(NAME, CHILD, "S8", "S8 summary");
 }
 
-#[cfg(unix)]
-#[test]
-fn l3_drain_at_the_descriptor_limit_stops_a_server_waiting_in_accept() {
+fn l3_drain_at_the_descriptor_limit_stops_a_server_waiting_in_accept<A: Adapter>() {
+    #[cfg(unix)]
     if std::env::var_os(L3_CHILD).is_some() {
-        l3_child();
-        return;
+        l3_child::<A>();
+    } else {
+        run_child::<A>(L3_NAME, L3_CHILD, "L3", "L3 drained");
     }
-    run_child(L3_NAME, L3_CHILD, "L3", "L3 drained");
 }
 
-/// Runs the test `name` of this binary again, alone, in a child process with `marker` set in its
-/// environment (which makes it run the scenario), and checks that the child passed and printed
-/// `proof`, so that a child that ran nothing is not taken for a pass. Its lines that start with
-/// `rule` are shown.
+/// Runs the test `name` of this binary, for adapter `A`, again, alone, in a child process with
+/// `marker` set in its environment (which makes it run the scenario), and checks that the child
+/// passed and printed `proof`, so that a child that ran nothing is not taken for a pass. Its
+/// lines that start with `rule` are shown.
 #[cfg(unix)]
-fn run_child(name: &str, marker: &str, rule: &str, proof: &str) {
+fn run_child<A: Adapter>(name: &str, marker: &str, rule: &str, proof: &str) {
     let output = std::process::Command::new(std::env::current_exe().expect("this test's binary"))
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            &format!("{}::{name}", A::NAME),
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(marker, "1")
         .output()
         .unwrap_or_else(|e| panic!("{rule}: running the child: {e}"));
@@ -162,13 +184,13 @@ fn echoed(stream: &mut TcpStream, message: &[u8], wait: Duration) -> bool {
 }
 
 #[cfg(unix)]
-fn child() {
-    let server = Running::start(
+fn child<A: Adapter>() {
+    let server = A::serve(
         ServerConfig {
             drain_timeout: Duration::from_secs(5),
             ..ServerConfig::default()
         },
-        echo,
+        echo_handler,
     );
     let sockets: Vec<Socket> = (0..CLIENTS)
         .map(|_| {
@@ -297,33 +319,21 @@ fn child() {
     );
 }
 
-/// A drain asked for while the accept loop waits in `accept` and no descriptor is left, so the
-/// drain handle's wake-up connection cannot be made: `serve` still returns.
+/// A drain asked for while the accept loop waits in `accept` and no descriptor is left, so a
+/// drain handle that wakes the loop with a connection of its own (the blocking server's) cannot
+/// make it: `serve` still returns.
 #[cfg(unix)]
-fn l3_child() {
-    let running = Running::start(ServerConfig::default(), |_| Ok(()));
+fn l3_child<A: Adapter>() {
+    let running = A::serve(ServerConfig::default(), |_| Box::pin(async { Ok(()) }));
     std::thread::sleep(Duration::from_millis(100)); // the accept loop waits in `accept`
-    // No new descriptor from now on: the drain handle's wake-up connection cannot be made.
+    // No new descriptor from now on: no wake-up connection can be made.
     let before = set_descriptor_limit(0);
     assert!(
         TcpStream::connect(running.addr).is_err(),
         "L3 test defect: a descriptor could still be made"
     );
-    running.drain.drain();
+    running.drain();
     let report = running.wait(support::HANG, "L3 (drain at the descriptor limit)");
     set_descriptor_limit(before);
     eprintln!("L3 drained: {report:?}");
 }
-
-/// S8 on Windows: there is no descriptor limit to lower. Winsock has no `RLIMIT_NOFILE`; running
-/// out of sockets there (`WSAEMFILE`, `WSAENOBUFS`) is a system-wide condition a test cannot
-/// bring about in its own process.
-#[cfg(windows)]
-#[test]
-#[ignore = "S8 is Unix only: Windows has no per-process descriptor limit (RLIMIT_NOFILE) to lower"]
-fn s8_descriptor_limit_keeps_serving_backs_off_and_recovers() {}
-
-#[cfg(windows)]
-#[test]
-#[ignore = "Unix only: Windows has no per-process descriptor limit (RLIMIT_NOFILE) to lower"]
-fn l3_drain_at_the_descriptor_limit_stops_a_server_waiting_in_accept() {}

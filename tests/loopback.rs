@@ -1,5 +1,7 @@
-//! The contract's real-socket scenarios S1-S6, S9 and S10, on loopback, through the blocking
-//! adapter, with deadlines shortened to hundreds of milliseconds and generous tolerances.
+//! The contract's real-socket scenarios S1-S6, S9 and S10, on loopback, with deadlines shortened
+//! to hundreds of milliseconds and generous tolerances. Each scenario is written once, over the
+//! tests' adapter interface, and runs through each adapter: `blocking::s1_...` and, with the
+//! `tokio` feature, `tokio::s1_...`.
 //!
 //! The tests count this process's open descriptors, so they run one at a time (`serial`).
 //! Run with `--nocapture` to see the figures each test prints.
@@ -17,12 +19,32 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use socket_lifecycle::blocking::{ConnectError, Connection, Connector, Server, ServerConfig};
-use socket_lifecycle::{CloseReason, Config, DrainOutcome, StdClock};
+use socket_lifecycle::blocking::{ConnectError, ServerConfig};
+use socket_lifecycle::{CloseReason, Config, DrainOutcome};
 use socket2::{Domain, Protocol, Socket, Type};
 use support::{
-    HANG, Log, Running, Seen, bytes_lost, echo, fd_count, ms, pattern, read_all, recv_all, serial,
+    Adapter, Connection, HANG, Log, Receiving, Seen, Sending, Task, assert_no_leak, bytes_lost,
+    echo, echo_handler, for_each_adapter, ms, pattern, read_all, recv_all, serial,
 };
+
+for_each_adapter! {
+    s1_seed_flow_echoes_every_size_then_end_of_stream_and_closes_once,
+    s2_graceful_close_with_unread_data_delivers_the_whole_reply_and_a_plain_close_does_not,
+    #[cfg_attr(
+        windows,
+        ignore = "S3 is stack-dependent on Windows: Wine's recv reports the peer's reset as an end \
+                  of stream after the data, and real Windows discards the unread data on a reset"
+    )]
+    s3_peer_abort_mid_stream_is_a_reset_closed_once_without_leak,
+    s4_silent_or_trickling_peer_is_closed_at_the_linger_deadline,
+    s5_peer_shut_early_still_receives_everything_then_end_of_stream,
+    #[cfg(unix)]
+    s6_send_after_peer_gone_is_broken_pipe_never_sigpipe,
+    #[cfg(windows)]
+    s6_send_after_peer_gone_is_an_error_never_a_crash,
+    s9_drain_serves_well_behaved_clients_and_aborts_stragglers_at_the_deadline,
+    s10_refused_unresolvable_and_in_use_give_clear_errors_and_leave_nothing_open,
+}
 
 fn config(total_ms: u64, idle_ms: u64) -> Config {
     Config::new()
@@ -42,86 +64,53 @@ fn server_config(connection: Config) -> ServerConfig {
     }
 }
 
-fn assert_no_leak(rule: &str, before: usize) {
-    if cfg!(windows) && before == 0 {
-        // Wine's GetProcessHandleCount answers 0: there is nothing to compare. Said, not hidden.
-        eprintln!("{rule}: descriptors not counted: this Windows reports no handle count");
-        return;
-    }
-    // A released socket is closed by the time its owner returns; a short grace for threads
-    // that are still unwinding their stack after reporting.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let mut after = fd_count();
-    while after != before && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(10));
-        after = fd_count();
-    }
-    eprintln!(
-        "{rule}: descriptors before {before}, after {after}, leaked {}",
-        after as isize - before as isize
-    );
-    assert_eq!(
-        after,
-        before,
-        "{rule} violated: {} descriptors leaked",
-        after as isize - before as isize
-    );
-}
-
 // ---------------------------------------------------------------------------------------------
 // S1: the seed flow.
 
-#[test]
-fn s1_seed_flow_echoes_every_size_then_end_of_stream_and_closes_once() {
+fn s1_seed_flow_echoes_every_size_then_end_of_stream_and_closes_once<A: Adapter>() {
     let _serial = serial();
-    let before = fd_count();
-    let server = Running::start(server_config(config(2_000, 1_000)), echo);
+    let before = A::baseline();
+    let server = A::serve(server_config(config(2_000, 1_000)), echo_handler);
     let clients = Log::default();
     let sizes = [0, 1, 64 * 1024, 8 * 1024 * 1024];
     let mut lost = 0;
     for (i, &size) in sizes.iter().enumerate() {
         let id = i as u64 + 1;
         let data = pattern(size);
-        let mut connection = Connector::new(config(2_000, 1_000))
-            .observer(clients.observer(id))
-            .connect(server.addr)
+        let (got, error) = A::run(async {
+            let mut connection = A::connect(
+                &server.addr.to_string(),
+                config(2_000, 1_000),
+                clients.observer(id),
+            )
+            .await
             .expect("S1: connecting to the echo server");
-        let (got, error) = if size <= 64 * 1024 {
-            connection.send_all(&data).expect("S1: sending");
-            connection
-                .shutdown_send()
-                .expect("S1: shutting the send side");
-            let got = recv_all(&mut connection);
-            let reason = connection.close();
-            assert_eq!(
-                reason.ok(),
-                Some(CloseReason::Graceful),
-                "S1 violated: client close of {size} B"
-            );
-            got
-        } else {
-            // Big enough to fill the buffers both ways: send and receive from two threads.
-            let (mut read, mut write) = connection.split();
-            let sending = data.clone();
-            let writer = thread::spawn(move || {
-                write.send_all(&sending)?;
-                write.shutdown_send()
-            });
-            let mut got = Vec::new();
-            let mut buffer = vec![0; 64 * 1024];
-            let error = loop {
-                match read.recv(&mut buffer) {
-                    Ok(0) => break None,
-                    Ok(n) => got.extend_from_slice(&buffer[..n]),
-                    Err(e) => break Some(e),
-                }
-            };
-            writer
-                .join()
-                .expect("S1: the writer returns")
-                .expect("S1: sending 8 MiB");
-            (got, error)
-        };
+            if size <= 64 * 1024 {
+                connection.send_all(&data).await.expect("S1: sending");
+                connection
+                    .shutdown_send()
+                    .expect("S1: shutting the send side");
+                let got = recv_all(&mut connection).await;
+                let reason = connection.close().await;
+                assert_eq!(
+                    reason.ok(),
+                    Some(CloseReason::Graceful),
+                    "S1 violated: client close of {size} B"
+                );
+                got
+            } else {
+                // Big enough to fill the buffers both ways: send and receive concurrently.
+                let (mut read, mut write) = connection.split();
+                let sending = data.clone();
+                let writer = A::spawn(async move {
+                    write.send_all(&sending).await?;
+                    write.shutdown_send()
+                });
+                let got = recv_all(&mut read).await;
+                writer.join().await.expect("S1: sending 8 MiB");
+                got
+            }
+        });
         assert!(
             error.is_none(),
             "S1 violated: {size} B: the stream ended with {error:?}, not end of stream"
@@ -167,7 +156,7 @@ const S2_REPLY: usize = 256 * 1024;
 /// close of a std socket) with the rest of the request unread. The client reads only after the
 /// server has closed, through a small receive window, so that most of the reply is still in the
 /// server's send buffer at close time. Returns what the client got and how its stream ended.
-fn s2_exchange(
+fn s2_exchange<A: Adapter>(
     graceful: bool,
 ) -> (
     Vec<u8>,
@@ -187,15 +176,14 @@ fn s2_exchange(
         let reply = pattern(S2_REPLY);
         let mut one = [0_u8; 1];
         let reason = if graceful {
-            let mut connection = Connection::accepted(
-                socket,
-                config(5_000, 2_000),
-                StdClock::new(),
-                server_log.observer(1),
-            )?;
-            assert_eq!(connection.recv(&mut one)?, 1);
-            connection.send_all(&reply)?;
-            Some(connection.close()?)
+            let reason = A::run(async {
+                let mut connection =
+                    A::accepted(socket.into(), config(5_000, 2_000), server_log.observer(1))?;
+                assert_eq!(connection.recv(&mut one).await?, 1);
+                connection.send_all(&reply).await?;
+                connection.close().await
+            })?;
+            Some(reason)
         } else {
             let mut stream = TcpStream::from(socket);
             stream.read_exact(&mut one)?;
@@ -237,14 +225,15 @@ fn s2_exchange(
     )
 }
 
-#[test]
-fn s2_graceful_close_with_unread_data_delivers_the_whole_reply_and_a_plain_close_does_not() {
+fn s2_graceful_close_with_unread_data_delivers_the_whole_reply_and_a_plain_close_does_not<
+    A: Adapter,
+>() {
     let _serial = serial();
-    let before = fd_count();
+    let before = A::baseline();
     let reply = pattern(S2_REPLY);
 
     // The control: the same exchange with a plain close loses the reply or ends in a reset.
-    let (got, error, _, _) = s2_exchange(false);
+    let (got, error, _, _) = s2_exchange::<A>(false);
     let control_lost = bytes_lost(&reply, &got);
     eprintln!(
         "S2 control (plain close): {} of {S2_REPLY} B received, {control_lost} B lost, ended with {:?}",
@@ -258,7 +247,7 @@ fn s2_graceful_close_with_unread_data_delivers_the_whole_reply_and_a_plain_close
     );
 
     // Through the adapter's graceful close.
-    let (got, error, reason, closes) = s2_exchange(true);
+    let (got, error, reason, closes) = s2_exchange::<A>(true);
     let lost = bytes_lost(&reply, &got);
     eprintln!(
         "S2 adapter (graceful close): {} of {S2_REPLY} B received, {lost} B lost, ended with {:?}, reason {reason:?}",
@@ -296,23 +285,20 @@ fn s2_graceful_close_with_unread_data_delivers_the_whole_reply_and_a_plain_close
 // ---------------------------------------------------------------------------------------------
 // S3: the peer aborts mid-stream.
 
-#[test]
-#[cfg_attr(
-    windows,
-    ignore = "S3 is stack-dependent on Windows: Wine's recv reports the peer's reset as an end of \
-              stream after the data, and real Windows discards the unread data on a reset"
-)]
-fn s3_peer_abort_mid_stream_is_a_reset_closed_once_without_leak() {
+fn s3_peer_abort_mid_stream_is_a_reset_closed_once_without_leak<A: Adapter>() {
     let _serial = serial();
-    let before = fd_count();
+    let before = A::baseline();
 
     // The adapter's server reads; the client aborts in the middle of its stream.
     let seen: Arc<Mutex<Option<io::ErrorKind>>> = Arc::default();
     let seen_by_handler = Arc::clone(&seen);
-    let server = Running::start(server_config(config(2_000, 1_000)), move |connection| {
-        let (_, error) = recv_all(connection);
-        *seen_by_handler.lock().expect("not poisoned") = error.as_ref().map(io::Error::kind);
-        Ok(())
+    let server = A::serve(server_config(config(2_000, 1_000)), move |connection| {
+        let seen = Arc::clone(&seen_by_handler);
+        Box::pin(async move {
+            let (_, error) = recv_all(connection).await;
+            *seen.lock().expect("not poisoned") = error.as_ref().map(io::Error::kind);
+            Ok(())
+        })
     });
     let mut client = TcpStream::connect(server.addr).expect("S3: connecting");
     client.write_all(&pattern(100 * 1024)).expect("S3: sending");
@@ -340,7 +326,7 @@ fn s3_peer_abort_mid_stream_is_a_reset_closed_once_without_leak() {
     let addr = listener.local_addr().expect("S3: address");
     // The peer resets only once the client's connect has returned: a reset that comes first
     // is the connect's own error (`SO_ERROR`), and the connect fails.
-    let (connected, wait_connected) = std::sync::mpsc::channel::<()>();
+    let (connected, wait_connected) = mpsc::channel::<()>();
     let peer = thread::spawn(move || -> io::Result<()> {
         let (mut stream, _) = listener.accept()?;
         let _ = wait_connected.recv();
@@ -349,38 +335,38 @@ fn s3_peer_abort_mid_stream_is_a_reset_closed_once_without_leak() {
         Ok(())
     });
     let log = Log::default();
-    let mut connection = Connector::new(config(2_000, 1_000))
-        .observer(log.observer(1))
-        .connect(addr)
-        .expect("S3: connecting");
-    let _ = connected.send(());
-    peer.join()
-        .expect("S3: the peer returns")
-        .expect("S3: the peer");
-    let (got, error) = recv_all(&mut connection);
-    let kind = error.as_ref().map(io::Error::kind);
-    eprintln!("S3: client got {} B then {error:?}", got.len());
-    assert_eq!(
-        kind,
-        Some(io::ErrorKind::ConnectionReset),
-        "S3 violated: the client's recv after the peer's abort"
-    );
-    assert_eq!(
-        connection.close_reason(),
-        Some(CloseReason::PeerReset),
-        "S3 violated: the client's close reason"
-    );
-    // Closing and aborting again changes nothing: no second close.
-    assert!(
-        connection.close().is_err(),
-        "S3 violated: close after a reset must report the reset"
-    );
-    assert_eq!(
-        connection.abort(),
-        CloseReason::PeerReset,
-        "S3 violated: abort after the reset"
-    );
-    drop(connection);
+    A::run(async {
+        let mut connection = A::connect(&addr.to_string(), config(2_000, 1_000), log.observer(1))
+            .await
+            .expect("S3: connecting");
+        let _ = connected.send(());
+        peer.join()
+            .expect("S3: the peer returns")
+            .expect("S3: the peer");
+        let (got, error) = recv_all(&mut connection).await;
+        let kind = error.as_ref().map(io::Error::kind);
+        eprintln!("S3: client got {} B then {error:?}", got.len());
+        assert_eq!(
+            kind,
+            Some(io::ErrorKind::ConnectionReset),
+            "S3 violated: the client's recv after the peer's abort"
+        );
+        assert_eq!(
+            connection.close_reason(),
+            Some(CloseReason::PeerReset),
+            "S3 violated: the client's close reason"
+        );
+        // Closing and aborting again changes nothing: no second close.
+        assert!(
+            connection.close().await.is_err(),
+            "S3 violated: close after a reset must report the reset"
+        );
+        assert_eq!(
+            connection.abort(),
+            CloseReason::PeerReset,
+            "S3 violated: abort after the reset"
+        );
+    });
     assert_eq!(
         log.closes(1),
         [CloseReason::PeerReset],
@@ -442,16 +428,15 @@ fn s4_lateness(log: &Log, id: u64, deadline: Duration, what: &str) -> Duration {
     took - deadline.min(took)
 }
 
-#[test]
-fn s4_silent_or_trickling_peer_is_closed_at_the_linger_deadline() {
+fn s4_silent_or_trickling_peer_is_closed_at_the_linger_deadline<A: Adapter>() {
     let _serial = serial();
-    let before = fd_count();
+    let before = A::baseline();
     let linger = Config::new()
         .with_linger(S4_TOTAL, S4_IDLE)
         .expect("valid settings");
     // The server says goodbye and closes; the peer never ends its stream.
-    let server = Running::start(server_config(linger), |connection| {
-        connection.send_all(b"bye")
+    let server = A::serve(server_config(linger), |connection| {
+        Box::pin(connection.send_all(b"bye"))
     });
 
     // Silent: the idle deadline ends the close.
@@ -496,19 +481,20 @@ fn s4_silent_or_trickling_peer_is_closed_at_the_linger_deadline() {
 // ---------------------------------------------------------------------------------------------
 // S5: the peer shuts its send side early and keeps reading.
 
-#[test]
-fn s5_peer_shut_early_still_receives_everything_then_end_of_stream() {
+fn s5_peer_shut_early_still_receives_everything_then_end_of_stream<A: Adapter>() {
     let _serial = serial();
-    let before = fd_count();
+    let before = A::baseline();
     const SIZE: usize = 4 * 1024 * 1024;
-    let server = Running::start(server_config(config(2_000, 1_000)), |connection| {
-        // The peer's end of stream first, then everything.
-        let (request, error) = recv_all(connection);
-        if let Some(error) = error {
-            return Err(error);
-        }
-        assert!(request.is_empty());
-        connection.send_all(&pattern(SIZE))
+    let server = A::serve(server_config(config(2_000, 1_000)), |connection| {
+        Box::pin(async move {
+            // The peer's end of stream first, then everything.
+            let (request, error) = recv_all(connection).await;
+            if let Some(error) = error {
+                return Err(error);
+            }
+            assert!(request.is_empty());
+            connection.send_all(&pattern(SIZE)).await
+        })
     });
     let mut client = TcpStream::connect(server.addr).expect("S5: connecting");
     client
@@ -553,18 +539,22 @@ const S6_CHILD: &str = "SOCKET_LIFECYCLE_S6_CHILD";
 const S6_NAME: &str = "s6_send_after_peer_gone_is_broken_pipe_never_sigpipe";
 
 #[cfg(unix)]
-#[test]
-fn s6_send_after_peer_gone_is_broken_pipe_never_sigpipe() {
+fn s6_send_after_peer_gone_is_broken_pipe_never_sigpipe<A: Adapter>() {
     if std::env::var_os(S6_CHILD).is_some() {
-        s6_child();
+        s6_child::<A>();
         return;
     }
     use std::os::unix::process::ExitStatusExt;
     let _serial = serial();
-    let before = fd_count();
+    let before = A::baseline();
     let output =
         std::process::Command::new(std::env::current_exe().expect("S6: this test's binary"))
-            .args([S6_NAME, "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                &format!("{}::{S6_NAME}", A::NAME),
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(S6_CHILD, "1")
             .output()
             .expect("S6: running the child");
@@ -603,65 +593,64 @@ fn s6_send_after_peer_gone_is_broken_pipe_never_sigpipe() {
 /// to a peer that is gone must still fail (`WSAECONNRESET` or `WSAECONNABORTED`) and close the
 /// connection, never crash the process.
 #[cfg(windows)]
-#[test]
-fn s6_send_after_peer_gone_is_an_error_never_a_crash() {
+fn s6_send_after_peer_gone_is_an_error_never_a_crash<A: Adapter>() {
     let _serial = serial();
-    let before = fd_count();
-    s6_send_to_gone_peer();
+    let before = A::baseline();
+    s6_send_to_gone_peer::<A>();
     eprintln!("S6 summary: connections 1 (Windows: no SIGPIPE exists), bytes lost n/a");
     assert_no_leak("S6", before);
 }
 
 #[cfg(unix)]
-fn s6_child() {
+fn s6_child<A: Adapter>() {
     // SAFETY: setting a signal's disposition to the default, before any socket exists.
     let previous = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     assert_ne!(previous, libc::SIG_ERR, "S6: restoring SIGPIPE");
-    s6_send_to_gone_peer();
+    s6_send_to_gone_peer::<A>();
 }
 
 /// Sends to a peer that has closed until the send fails: the failure must be a broken pipe or a
-/// reset, and must close the connection.
-fn s6_send_to_gone_peer() {
+/// reset (on Windows, where a reset may read as an abort, `WSAECONNABORTED` too), and must close
+/// the connection.
+fn s6_send_to_gone_peer<A: Adapter>() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("S6: binding");
-    let mut connection = Connection::connect(
-        listener.local_addr().expect("S6: address"),
-        config(1_000, 500),
-    )
-    .expect("S6: connecting");
-    let (peer, _) = listener.accept().expect("S6: accepting");
-    drop(peer); // gone: its end of stream, then a reset for anything we send
-    thread::sleep(Duration::from_millis(50));
-    let chunk = [0_u8; 1024];
-    let mut failure = None;
-    for _ in 0..100 {
-        match connection.send_all(&chunk) {
-            Ok(()) => thread::sleep(Duration::from_millis(20)),
-            Err(error) => {
-                failure = Some(error);
-                break;
+    let address = listener.local_addr().expect("S6: address").to_string();
+    A::run(async {
+        let mut connection = A::connect(&address, config(1_000, 500), ())
+            .await
+            .expect("S6: connecting");
+        let (peer, _) = listener.accept().expect("S6: accepting");
+        drop(peer); // gone: its end of stream, then a reset for anything we send
+        A::sleep(Duration::from_millis(50)).await;
+        let chunk = [0_u8; 1024];
+        let mut failure = None;
+        for _ in 0..100 {
+            match connection.send_all(&chunk).await {
+                Ok(()) => A::sleep(Duration::from_millis(20)).await,
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
             }
         }
-    }
-    let error = failure.expect("S6 violated: sending to a peer that is gone never failed");
-    eprintln!(
-        "S6 child: send failed with {error} ({:?}); close reason {:?}",
-        error.kind(),
-        connection.close_reason()
-    );
-    assert!(
-        matches!(
+        let error = failure.expect("S6 violated: sending to a peer that is gone never failed");
+        eprintln!(
+            "S6 child: send failed with {error} ({:?}); close reason {:?}",
             error.kind(),
-            io::ErrorKind::BrokenPipe
-                | io::ErrorKind::ConnectionReset
-                | io::ErrorKind::ConnectionAborted
-        ),
-        "S6 violated: the send after the peer is gone failed with {error:?}, not a broken pipe"
-    );
-    assert!(
-        connection.lifecycle().is_closed(),
-        "S6 violated: the error must close the connection"
-    );
+            connection.close_reason()
+        );
+        assert!(
+            matches!(
+                error.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ) || (cfg!(windows) && error.kind() == io::ErrorKind::ConnectionAborted),
+            "S6 violated: the send after the peer is gone failed with {error:?}, not a broken pipe"
+        );
+        assert!(
+            connection.lifecycle().is_closed(),
+            "S6 violated: the error must close the connection"
+        );
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -669,18 +658,19 @@ fn s6_send_to_gone_peer() {
 
 const S9_DRAIN: Duration = Duration::from_secs(2);
 
-#[test]
-fn s9_drain_serves_well_behaved_clients_and_aborts_stragglers_at_the_deadline() {
+fn s9_drain_serves_well_behaved_clients_and_aborts_stragglers_at_the_deadline<A: Adapter>() {
     let _serial = serial();
-    let before = fd_count();
-    let server = Running::start(
+    let before = A::baseline();
+    let server = A::serve(
         ServerConfig {
             drain_timeout: S9_DRAIN,
             ..server_config(config(5_000, 3_000))
         },
         |connection| {
-            connection.send_all(b"+")?; // accepted: the client may go on
-            echo(connection)
+            Box::pin(async move {
+                connection.send_all(b"+").await?; // accepted: the client may go on
+                echo(connection).await
+            })
         },
     );
     let connect = || {
@@ -759,7 +749,7 @@ fn s9_drain_serves_well_behaved_clients_and_aborts_stragglers_at_the_deadline() 
 
     thread::sleep(Duration::from_millis(100));
     let drain_started = Instant::now();
-    server.drain.drain();
+    server.drain();
     thread::sleep(Duration::from_millis(300));
     let (idle_got, idle_error) = read_all(&mut idle);
     let mut lost = bytes_lost(&idle_data, &idle_got);
@@ -874,16 +864,15 @@ const S10_IN_USE: i32 = libc::EADDRINUSE;
 #[cfg(windows)]
 const S10_IN_USE: i32 = 10048;
 
-#[test]
-fn s10_refused_unresolvable_and_in_use_give_clear_errors_and_leave_nothing_open() {
+fn s10_refused_unresolvable_and_in_use_give_clear_errors_and_leave_nothing_open<A: Adapter>() {
     let _serial = serial();
-    let before = fd_count();
+    let before = A::baseline();
 
     // A closed port: bound, then released.
     let closed: SocketAddr = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("S10: a free port");
-    let error = Connection::connect(closed, Config::default())
+    let error = A::run(A::connect(&closed.to_string(), Config::default(), ()))
         .expect_err("S10 violated: connecting to a closed port succeeded");
     eprintln!("S10 closed port: {error}");
     assert_eq!(
@@ -908,7 +897,7 @@ fn s10_refused_unresolvable_and_in_use_give_clear_errors_and_leave_nothing_open(
     );
 
     // A name that cannot resolve.
-    let error = Connection::connect("no-such-host.invalid:80", Config::default())
+    let error = A::run(A::connect("no-such-host.invalid:80", Config::default(), ()))
         .expect_err("S10 violated: no-such-host.invalid resolved");
     eprintln!("S10 unresolvable name: {error} ({:?})", error.kind());
     assert!(
@@ -919,7 +908,7 @@ fn s10_refused_unresolvable_and_in_use_give_clear_errors_and_leave_nothing_open(
     // A port already in use.
     let taken = TcpListener::bind("127.0.0.1:0").expect("S10: binding");
     let addr = taken.local_addr().expect("S10: address");
-    let error = Server::bind(addr, ServerConfig::default())
+    let error = A::run(A::bind(addr, ServerConfig::default()))
         .expect_err("S10 violated: binding a port in use succeeded");
     eprintln!("S10 port in use: {error}");
     assert_eq!(
