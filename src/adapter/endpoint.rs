@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use socket2::Socket;
 
-use super::driver::{Driver, Received, Sent};
+use super::driver::Driver;
 use super::signal::{Signal, Wake};
 use super::steps::{SocketLike, Steps};
-use crate::{CloseReason, Instant, Lifecycle, StdClock};
+use crate::{CloseReason, Lifecycle, StdClock};
 
 /// How much a lingering close reads at a time, to throw away.
 pub(crate) const DISCARD_CHUNK: usize = 4096;
@@ -34,21 +34,6 @@ impl<S: SocketLike, W: Wake> Endpoint<S, W> {
             driver,
             signal,
         }
-    }
-
-    /// Runs one step with the socket lent to the driver, then releases the socket if the core
-    /// closed the connection.
-    fn step<R>(&mut self, step: impl FnOnce(&mut Driver, Option<&Socket>, &Signal<W>) -> R) -> R {
-        let result = {
-            let socket = self.socket.as_ref().map(S::socket_ref);
-            step(&mut self.driver, socket.as_deref(), &self.signal)
-        };
-        if self.driver.lifecycle().is_closed() && self.socket.take().is_some() {
-            // The one close: dropping the socket. (A blocking abort handle may hold the socket
-            // for the instant of its wake-up; its drop is then the close.)
-            self.driver.closed();
-        }
-        result
     }
 
     pub(crate) fn signal_arc(&self) -> &Arc<Signal<W>> {
@@ -75,32 +60,9 @@ impl<S: SocketLike, W: Wake> Endpoint<S, W> {
         self.driver.set_idle_timeout(timeout);
     }
 
-    pub(crate) fn shutdown_send(&mut self) -> io::Result<()> {
-        self.step(|driver, socket, signal| driver.shutdown_send(socket, signal))
-    }
-
-    /// Starts the lingering close; then wait as [`next_discard`](Self::next_discard) says.
-    pub(crate) fn begin_close(&mut self) {
-        self.step(|driver, socket, signal| driver.begin_close(socket, signal));
-    }
-
-    /// The next wait of the lingering close: read and discard until this deadline (`None`
-    /// inside: none), or `None` once the close is over.
-    pub(crate) fn next_discard(&mut self) -> Option<Option<Instant>> {
-        self.step(|driver, socket, signal| driver.next_discard(socket, signal))
-    }
-
-    pub(crate) fn after_discard(&mut self, received: Received) {
-        self.step(|driver, socket, signal| driver.after_discard(socket, signal, received));
-    }
-
     /// What the close answers, once [`next_discard`](Self::next_discard) says it is over.
     pub(crate) fn outcome(&self) -> io::Result<CloseReason> {
         self.driver.outcome()
-    }
-
-    pub(crate) fn abort(&mut self) -> CloseReason {
-        self.step(|driver, socket, _| driver.abort(socket))
     }
 
     pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
@@ -138,20 +100,19 @@ impl<S: SocketLike, W: Wake> Steps for Endpoint<S, W> {
     type Socket = S;
     type Waker = W;
 
-    fn before_recv(&mut self, empty: bool) -> io::Result<bool> {
-        self.step(|driver, socket, signal| driver.before_recv(socket, signal, empty))
-    }
-
-    fn after_recv(&mut self, received: Received) -> io::Result<usize> {
-        self.step(|driver, socket, signal| driver.after_recv(socket, signal, received))
-    }
-
-    fn before_send(&mut self) -> io::Result<()> {
-        self.step(|driver, socket, signal| driver.before_send(socket, signal))
-    }
-
-    fn after_send(&mut self, sent: Sent) -> io::Result<usize> {
-        self.step(|driver, socket, signal| driver.after_send(socket, signal, sent))
+    /// Runs one step with the socket lent to the driver, then releases the socket if the core
+    /// closed the connection.
+    fn step<R>(&mut self, step: impl FnOnce(&mut Driver, Option<&Socket>, &Signal<W>) -> R) -> R {
+        let result = {
+            let socket = self.socket.as_ref().map(S::socket_ref);
+            step(&mut self.driver, socket.as_deref(), &self.signal)
+        };
+        if self.driver.lifecycle().is_closed() && self.socket.take().is_some() {
+            // The one close: dropping the socket. (A blocking abort handle may hold the socket
+            // for the instant of its wake-up; its drop is then the close.)
+            self.driver.closed();
+        }
+        result
     }
 
     fn socket(&self) -> Option<&S> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use socket2::Socket;
 
-use super::driver::{Driver, Received, Sent};
+use super::driver::Driver;
 use super::endpoint::Endpoint;
 use super::signal::{Signal, Wake};
 use super::steps::{SocketLike, Steps};
@@ -123,9 +123,7 @@ impl<S: SocketLike, W: Wake> SplitHalf<S, W> {
 
     /// The seed's `shutdown(SD_SEND)`, from the write half.
     pub(crate) fn shutdown_send(&mut self) -> io::Result<()> {
-        let answer = self.enter().and_then(|call| {
-            call.step(|driver, socket, signal| driver.shutdown_send(socket, signal))
-        });
+        let answer = self.enter().and_then(|mut call| call.shutdown_send());
         self.settle();
         answer
     }
@@ -143,20 +141,8 @@ impl<S: SocketLike, W: Wake> Steps for Call<'_, Joint<S, W>> {
     type Socket = S;
     type Waker = W;
 
-    fn before_recv(&mut self, empty: bool) -> io::Result<bool> {
-        self.step(|driver, socket, signal| driver.before_recv(socket, signal, empty))
-    }
-
-    fn after_recv(&mut self, received: Received) -> io::Result<usize> {
-        self.step(|driver, socket, signal| driver.after_recv(socket, signal, received))
-    }
-
-    fn before_send(&mut self) -> io::Result<()> {
-        self.step(|driver, socket, signal| driver.before_send(socket, signal))
-    }
-
-    fn after_send(&mut self, sent: Sent) -> io::Result<usize> {
-        self.step(|driver, socket, signal| driver.after_send(socket, signal, sent))
+    fn step<R>(&mut self, step: impl FnOnce(&mut Driver, Option<&Socket>, &Signal<W>) -> R) -> R {
+        Joint::step(self, step)
     }
 
     fn socket(&self) -> Option<&S> {

@@ -4,10 +4,11 @@
 use std::io;
 use std::time::Duration;
 
-use socket2::SockRef;
+use socket2::{SockRef, Socket};
 
-use super::driver::{Received, Sent};
+use super::driver::{Driver, Received, Sent};
 use super::signal::{Signal, Wake};
+use crate::{CloseReason, Instant};
 
 /// What an adapter keeps its socket in (a `socket2::Socket` behind an `Arc`, a
 /// `tokio::net::TcpStream`), seen as a socket for the core's actions.
@@ -15,7 +16,8 @@ pub(crate) trait SocketLike: Send + Sync {
     fn socket_ref(&self) -> SockRef<'_>;
 }
 
-/// One connection's steps around each wait. The order of calls, for a `recv`:
+/// One connection's steps around each wait, on a whole connection or on one half of a split
+/// one. The order of calls, for a `recv`:
 ///
 /// 1. [`before_recv`](Self::before_recv): `Ok(true)` to wait for bytes; `Ok(false)` to answer 0
 ///    at once; an error to return (closed, or aborted through a handle just now).
@@ -24,18 +26,62 @@ pub(crate) trait SocketLike: Send + Sync {
 /// 3. [`after_recv`](Self::after_recv) with what the wait came back with: the answer.
 ///
 /// A `send` is the same with [`before_send`](Self::before_send) and
-/// [`after_send`](Self::after_send).
+/// [`after_send`](Self::after_send); a lingering close is [`begin_close`](Self::begin_close),
+/// then waits as [`next_discard`](Self::next_discard) says, each reported with
+/// [`after_discard`](Self::after_discard).
+///
+/// Every step goes through one door, [`step`](Self::step), which lends the socket to the
+/// [`Driver`] and does what the owner must once the core has closed.
 pub(crate) trait Steps {
     type Socket: SocketLike;
     type Waker: Wake;
 
-    fn before_recv(&mut self, empty: bool) -> io::Result<bool>;
-    fn after_recv(&mut self, received: Received) -> io::Result<usize>;
-    fn before_send(&mut self) -> io::Result<()>;
-    fn after_send(&mut self, sent: Sent) -> io::Result<usize>;
+    /// Runs one step of the driver with the socket and the signal.
+    fn step<R>(
+        &mut self,
+        step: impl FnOnce(&mut Driver, Option<&Socket>, &Signal<Self::Waker>) -> R,
+    ) -> R;
     /// The socket to wait on: `None` only once the connection has closed, which the `before_`
     /// step has reported already.
     fn socket(&self) -> Option<&Self::Socket>;
     fn signal(&self) -> &Signal<Self::Waker>;
     fn idle_timeout(&self) -> Option<Duration>;
+
+    fn before_recv(&mut self, empty: bool) -> io::Result<bool> {
+        self.step(|driver, socket, signal| driver.before_recv(socket, signal, empty))
+    }
+
+    fn after_recv(&mut self, received: Received) -> io::Result<usize> {
+        self.step(|driver, socket, signal| driver.after_recv(socket, signal, received))
+    }
+
+    fn before_send(&mut self) -> io::Result<()> {
+        self.step(|driver, socket, signal| driver.before_send(socket, signal))
+    }
+
+    fn after_send(&mut self, sent: Sent) -> io::Result<usize> {
+        self.step(|driver, socket, signal| driver.after_send(socket, signal, sent))
+    }
+
+    fn shutdown_send(&mut self) -> io::Result<()> {
+        self.step(|driver, socket, signal| driver.shutdown_send(socket, signal))
+    }
+
+    fn begin_close(&mut self) {
+        self.step(|driver, socket, signal| driver.begin_close(socket, signal));
+    }
+
+    /// The next wait of the lingering close: read and discard until this deadline (`None`
+    /// inside: none), or `None` once the close is over.
+    fn next_discard(&mut self) -> Option<Option<Instant>> {
+        self.step(|driver, socket, signal| driver.next_discard(socket, signal))
+    }
+
+    fn after_discard(&mut self, received: Received) {
+        self.step(|driver, socket, signal| driver.after_discard(socket, signal, received));
+    }
+
+    fn abort(&mut self) -> CloseReason {
+        self.step(|driver, socket, _| driver.abort(socket))
+    }
 }
