@@ -12,7 +12,7 @@ use socket2::Socket;
 use super::driver::Driver;
 use super::signal::{Signal, Wake};
 use super::steps::{SocketLike, Steps};
-use crate::{CloseReason, Lifecycle, StdClock};
+use crate::{CloseReason, Lifecycle};
 
 /// How much a lingering close reads at a time, to throw away.
 pub(crate) const DISCARD_CHUNK: usize = 4096;
@@ -40,10 +40,6 @@ impl<S: SocketLike, W: Wake> Endpoint<S, W> {
         &self.signal
     }
 
-    pub(crate) fn clock(&self) -> StdClock {
-        self.driver.clock()
-    }
-
     pub(crate) fn lifecycle(&self) -> &Lifecycle {
         self.driver.lifecycle()
     }
@@ -58,11 +54,6 @@ impl<S: SocketLike, W: Wake> Endpoint<S, W> {
 
     pub(crate) fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
         self.driver.set_idle_timeout(timeout);
-    }
-
-    /// What the close answers, once [`next_discard`](Self::next_discard) says it is over.
-    pub(crate) fn outcome(&self) -> io::Result<CloseReason> {
-        self.driver.outcome()
     }
 
     pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {

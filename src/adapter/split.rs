@@ -110,12 +110,13 @@ impl<S: SocketLike, W: Wake> SplitHalf<S, W> {
     }
 
     /// After each call: once the core has closed the connection, no call of either half may
-    /// start, and the other half, if it is inside a call, is woken (T1). The socket goes with
-    /// the last half.
+    /// start, and the other half is woken (T1): inside a call, it may be blocked in it; outside
+    /// one, a task of the tokio adapter may be waiting between two polls of its call. The socket
+    /// goes with the last half.
     pub(crate) fn settle(&self) {
         if self.shared.signal.is_closed() && !self.half.is_closing() {
             let request = self.half.request_close();
-            if request.other_in_call() {
+            if request.is_first() || request.other_in_call() {
                 self.shared.signal.waker().wake();
             }
         }

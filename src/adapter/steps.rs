@@ -8,7 +8,7 @@ use socket2::{SockRef, Socket};
 
 use super::driver::{Driver, Received, Sent};
 use super::signal::{Signal, Wake};
-use crate::{CloseReason, Instant};
+use crate::{CloseReason, Instant, StdClock};
 
 /// What an adapter keeps its socket in (a `socket2::Socket` behind an `Arc`, a
 /// `tokio::net::TcpStream`), seen as a socket for the core's actions.
@@ -83,5 +83,15 @@ pub(crate) trait Steps {
 
     fn abort(&mut self) -> CloseReason {
         self.step(|driver, socket, _| driver.abort(socket))
+    }
+
+    /// What a finished close answers: its reason, or the OS error that ended the connection.
+    fn outcome(&mut self) -> io::Result<CloseReason> {
+        self.step(|driver, _, _| driver.outcome())
+    }
+
+    /// The clock the core's deadlines are on.
+    fn clock(&mut self) -> StdClock {
+        self.step(|driver, _, _| driver.clock())
     }
 }

@@ -1,10 +1,9 @@
 //! Aborting a connection from another task or thread.
 
+use std::future::poll_fn;
 use std::sync::Arc;
 
-use tokio::sync::Notify;
-
-use super::wait;
+use super::wait::{self, Wakers};
 use crate::adapter::{Abort, Signal};
 
 /// Aborts a [`Connection`](super::Connection) that another task drives, such as a straggler a
@@ -16,11 +15,11 @@ use crate::adapter::{Abort, Signal};
 /// [`CloseReason::Aborted`](crate::CloseReason::Aborted). The handle never touches the socket.
 #[derive(Clone, Debug)]
 pub struct AbortHandle {
-    signal: Arc<Signal<Notify>>,
+    signal: Arc<Signal<Wakers>>,
 }
 
 impl AbortHandle {
-    pub(crate) fn new(signal: Arc<Signal<Notify>>) -> Self {
+    pub(crate) fn new(signal: Arc<Signal<Wakers>>) -> Self {
         Self { signal }
     }
 
@@ -29,10 +28,9 @@ impl AbortHandle {
         self.signal.request_abort();
     }
 
-    /// Returns once an abort is asked for (at once if it was). For a whole connection, whose
-    /// signal nothing else raises.
+    /// Returns once an abort is asked for (at once if it was).
     pub(crate) async fn requested(&self) {
-        wait::raised(&self.signal).await;
+        poll_fn(|cx| wait::poll_abort_requested(&self.signal, cx)).await;
     }
 
     /// Whether an abort was asked for.

@@ -1,18 +1,21 @@
 //! A connection over a `tokio::net::TcpStream`, driven through the core.
 
 use std::fmt;
+use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use socket2::SockRef;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 
-use super::wait::{self, timer_of};
+use super::wait::{self, Timer, Wakers};
 use super::{AbortHandle, Connector, Observer};
-use crate::adapter::{DISCARD_CHUNK, Driver, Endpoint, Received, Signal, Steps, sys};
+use crate::adapter::{Driver, Endpoint, Signal, Steps, sys};
 use crate::{CloseReason, Config, Lifecycle, StdClock};
 
 /// One TCP connection whose every system call the core decides: the tokio adapter.
@@ -74,7 +77,11 @@ use crate::{CloseReason, Config, Lifecycle, StdClock};
 /// # }
 /// ```
 pub struct Connection {
-    endpoint: Endpoint<TcpStream, Notify>,
+    endpoint: Endpoint<TcpStream, Wakers>,
+    /// The receiving side's deadline (idle, or linger while closing).
+    read_timer: Timer,
+    /// The sending side's idle deadline.
+    write_timer: Timer,
 }
 
 impl Connection {
@@ -112,7 +119,9 @@ impl Connection {
 
     pub(crate) fn from_parts(stream: TcpStream, driver: Driver) -> Self {
         Self {
-            endpoint: Endpoint::new(stream, driver, Arc::new(Signal::new(Notify::new()))),
+            endpoint: Endpoint::new(stream, driver, Arc::new(Signal::new(Wakers::default()))),
+            read_timer: Timer::default(),
+            write_timer: Timer::default(),
         }
     }
 
@@ -139,7 +148,16 @@ impl Connection {
     /// - Once closed (or aborted through a handle), the error that closed it, or
     ///   [`io::ErrorKind::NotConnected`].
     pub async fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        wait::recv(&mut self.endpoint, buf).await
+        poll_fn(|cx| self.poll_recv(cx, buf)).await
+    }
+
+    /// [`recv`](Self::recv) in `poll` form: `Pending` until bytes, the peer's end of stream, an
+    /// error, the idle timeout or an abort.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        wait::poll_recv(&mut self.endpoint, &mut self.read_timer, cx, buf)
     }
 
     /// Sends as much of `buf` as the kernel takes once there is room, and returns how much that
@@ -151,15 +169,28 @@ impl Connection {
     /// - Once closed (or aborted through a handle), the error that closed it, or
     ///   [`io::ErrorKind::NotConnected`].
     pub async fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
-        wait::send(&mut self.endpoint, buf).await
+        poll_fn(|cx| self.poll_send(cx, buf)).await
+    }
+
+    /// [`send`](Self::send) in `poll` form: `Pending` until the kernel takes some of `buf`, an
+    /// error, the idle timeout or an abort.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    pub fn poll_send(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        wait::poll_send(&mut self.endpoint, &mut self.write_timer, cx, buf)
     }
 
     /// Sends all of `buf`.
     ///
     /// # Errors
     /// As [`send`](Self::send).
-    pub async fn send_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        wait::send_all(&mut self.endpoint, buf).await
+    pub async fn send_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            let sent = self.send(buf).await?;
+            buf = buf.get(sent..).unwrap_or_default();
+        }
+        Ok(())
     }
 
     /// Shuts the send side (`shutdown(Write)`): the peer reads end of stream after everything
@@ -182,19 +213,15 @@ impl Connection {
     /// The OS error that ended the connection, when one did (a reset, say; the reason is in
     /// [`close_reason`](Self::close_reason)). The socket is released in every case.
     pub async fn close(&mut self) -> io::Result<CloseReason> {
-        let mut discard = vec![0_u8; DISCARD_CHUNK];
-        self.endpoint.begin_close();
-        while let Some(deadline) = self.endpoint.next_discard() {
-            let until = deadline.map(|deadline| timer_of(self.endpoint.clock(), deadline));
-            let received = match self.endpoint.socket() {
-                Some(stream) => {
-                    wait::recv_once(stream, &mut discard, until, self.endpoint.signal()).await
-                }
-                None => Received::Raised,
-            };
-            self.endpoint.after_discard(received);
-        }
-        self.endpoint.outcome()
+        poll_fn(|cx| self.poll_close(cx)).await
+    }
+
+    /// [`close`](Self::close) in `poll` form: `Pending` while the close waits for the peer.
+    ///
+    /// # Errors
+    /// As [`close`](Self::close).
+    pub fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<CloseReason>> {
+        wait::poll_close(&mut self.endpoint, &mut self.read_timer, cx)
     }
 
     /// Resets the connection now (linger zero, then close) and returns why it ended:
@@ -239,8 +266,45 @@ impl Connection {
         self.endpoint.local_addr()
     }
 
-    pub(crate) fn into_endpoint(self) -> Endpoint<TcpStream, Notify> {
+    pub(crate) fn into_endpoint(self) -> Endpoint<TcpStream, Wakers> {
         self.endpoint
+    }
+}
+
+/// Reading is [`recv`](Connection::recv): bytes, or nothing filled once the peer's end of stream
+/// has come. An OS error closes the connection and is returned; so is the error of a connection
+/// already closed.
+impl AsyncRead for Connection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let n = std::task::ready!(this.poll_recv(cx, buf.initialize_unfilled()))?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Writing is [`send`](Connection::send) (`MSG_NOSIGNAL`); shutting down is
+/// [`shutdown_send`](Connection::shutdown_send), the seed's `shutdown(SD_SEND)`: receiving goes
+/// on. Flushing has nothing to do: every byte a write returned for is the kernel's already.
+impl AsyncWrite for Connection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_send(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.get_mut().shutdown_send())
     }
 }
 

@@ -1,25 +1,30 @@
 //! A connection split into a read half and a write half for two tasks, on the T1 close guard.
 
 use std::fmt;
+use std::future::poll_fn;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 
-use super::wait;
+use super::wait::{self, Timer, Wakers};
 use super::{AbortHandle, Connection};
 use crate::CloseReason;
 use crate::adapter::SplitHalf;
 
-/// The receiving half of a [split](Connection::split) connection.
+/// The receiving half of a [split](Connection::split) connection: [`AsyncRead`].
 pub struct ReadHalf {
-    half: SplitHalf<TcpStream, Notify>,
+    half: SplitHalf<TcpStream, Wakers>,
+    timer: Timer,
 }
 
-/// The sending half of a [split](Connection::split) connection.
+/// The sending half of a [split](Connection::split) connection: [`AsyncWrite`].
 pub struct WriteHalf {
-    half: SplitHalf<TcpStream, Notify>,
+    half: SplitHalf<TcpStream, Wakers>,
+    timer: Timer,
 }
 
 impl Connection {
@@ -66,7 +71,16 @@ impl Connection {
     /// ```
     pub fn split(self) -> (ReadHalf, WriteHalf) {
         let (read, write) = SplitHalf::split(self.into_endpoint());
-        (ReadHalf { half: read }, WriteHalf { half: write })
+        (
+            ReadHalf {
+                half: read,
+                timer: Timer::default(),
+            },
+            WriteHalf {
+                half: write,
+                timer: Timer::default(),
+            },
+        )
     }
 }
 
@@ -76,9 +90,17 @@ impl ReadHalf {
     /// # Errors
     /// As [`Connection::recv`].
     pub async fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_recv(cx, buf)).await
+    }
+
+    /// [`recv`](Self::recv) in `poll` form, as [`Connection::poll_recv`].
+    ///
+    /// # Errors
+    /// As [`Connection::recv`].
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let answer = match self.half.enter() {
-            Ok(mut call) => wait::recv(&mut call, buf).await,
-            Err(closed) => Err(closed),
+            Ok(mut call) => wait::poll_recv(&mut call, &mut self.timer, cx, buf),
+            Err(closed) => Poll::Ready(Err(closed)),
         };
         self.half.settle();
         answer
@@ -101,9 +123,17 @@ impl WriteHalf {
     /// # Errors
     /// As [`Connection::send`].
     pub async fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_send(cx, buf)).await
+    }
+
+    /// [`send`](Self::send) in `poll` form, as [`Connection::poll_send`].
+    ///
+    /// # Errors
+    /// As [`Connection::send`].
+    pub fn poll_send(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let answer = match self.half.enter() {
-            Ok(mut call) => wait::send(&mut call, buf).await,
-            Err(closed) => Err(closed),
+            Ok(mut call) => wait::poll_send(&mut call, &mut self.timer, cx, buf),
+            Err(closed) => Poll::Ready(Err(closed)),
         };
         self.half.settle();
         answer
@@ -113,13 +143,12 @@ impl WriteHalf {
     ///
     /// # Errors
     /// As [`Connection::send`].
-    pub async fn send_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        let answer = match self.half.enter() {
-            Ok(mut call) => wait::send_all(&mut call, buf).await,
-            Err(closed) => Err(closed),
-        };
-        self.half.settle();
-        answer
+    pub async fn send_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            let sent = self.send(buf).await?;
+            buf = buf.get(sent..).unwrap_or_default();
+        }
+        Ok(())
     }
 
     /// Shuts the send side, as [`Connection::shutdown_send`].
@@ -138,6 +167,40 @@ impl WriteHalf {
     /// Why the connection closed; `None` while it is open.
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.half.close_reason()
+    }
+}
+
+/// Reading is [`recv`](ReadHalf::recv), as for a whole [`Connection`].
+impl AsyncRead for ReadHalf {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let n = ready!(this.poll_recv(cx, buf.initialize_unfilled()))?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Writing is [`send`](WriteHalf::send), shutting down is
+/// [`shutdown_send`](WriteHalf::shutdown_send), as for a whole [`Connection`].
+impl AsyncWrite for WriteHalf {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_send(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.get_mut().shutdown_send())
     }
 }
 

@@ -1,24 +1,27 @@
-//! How the tokio adapter waits: for the socket's readiness, a tokio timer at the core's
-//! deadline, or the connection's signal, whichever comes first, without blocking a worker
-//! thread.
+//! How the tokio adapter waits, in `poll` form: for the socket's readiness, a tokio timer at the
+//! idle or linger deadline, or the connection's signal, whichever comes first, without blocking a
+//! worker thread. The `async fn`s of the connections and the `AsyncRead`/`AsyncWrite` impls are
+//! all calls of these.
 
+use std::fmt;
 use std::io;
-use std::pin::pin;
+use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use socket2::SockRef;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
-use tokio::time::Instant as TokioInstant;
+use tokio::time::{Instant as TokioInstant, Sleep};
 
-use crate::adapter::{Received, Sent, Signal, SocketLike, Steps, Wake, sys};
-use crate::{Instant, StdClock};
+use crate::adapter::{DISCARD_CHUNK, Received, Sent, Signal, SocketLike, Steps, Wake, sys};
+use crate::{CloseReason, Instant, StdClock};
 
 /// A whole connection, or one half of a split one, of the tokio adapter.
-pub(crate) trait TokioSteps: Steps<Socket = TcpStream, Waker = Notify> + Send {}
+pub(crate) trait TokioSteps: Steps<Socket = TcpStream, Waker = Wakers> {}
 
-impl<T: Steps<Socket = TcpStream, Waker = Notify> + Send> TokioSteps for T {}
+impl<T: Steps<Socket = TcpStream, Waker = Wakers>> TokioSteps for T {}
 
 impl SocketLike for TcpStream {
     fn socket_ref(&self) -> SockRef<'_> {
@@ -26,118 +29,264 @@ impl SocketLike for TcpStream {
     }
 }
 
-impl Wake for Notify {
+/// The tasks to wake when a connection's signal is raised: the one polling its receiving side,
+/// the one polling its sending side, and one awaiting the abort itself (a server's).
+#[derive(Debug, Default)]
+pub(crate) struct Wakers {
+    read: WakerSlot,
+    write: WakerSlot,
+    abort: WakerSlot,
+}
+
+impl Wake for Wakers {
     fn wake(&self) {
-        self.notify_waiters();
+        self.read.wake();
+        self.write.wake();
+        self.abort.wake();
     }
 }
 
-/// Returns once `signal` is raised (an abort, or the other half's close); at once if it is.
-/// No wake-up is lost: the wait is registered before the flags are read.
-pub(crate) async fn raised(signal: &Signal<Notify>) {
-    loop {
-        let mut notified = pin!(signal.waker().notified());
-        notified.as_mut().enable();
-        if signal.is_raised() {
-            return;
+/// The waker of the last poll that found nothing to do. Registered before the signal is read, so
+/// that a signal raised in between wakes it: no wake-up is lost.
+#[derive(Default)]
+struct WakerSlot(Mutex<Option<Waker>>);
+
+impl WakerSlot {
+    fn register(&self, waker: &Waker) {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !slot
+            .as_ref()
+            .is_some_and(|current| current.will_wake(waker))
+        {
+            *slot = Some(waker.clone());
         }
-        notified.await;
+    }
+
+    fn wake(&self) {
+        let waker = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 
-/// `recv` on `connection`: the byte count, or 0 once the peer's end of stream has come.
-pub(crate) async fn recv(connection: &mut impl TokioSteps, buf: &mut [u8]) -> io::Result<usize> {
-    if !connection.before_recv(buf.is_empty())? {
-        return Ok(0);
+impl fmt::Debug for WakerSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WakerSlot")
     }
-    let until = after(connection.idle_timeout());
-    let received = match connection.socket() {
-        Some(stream) => recv_once(stream, buf, until, connection.signal()).await,
-        None => Received::Raised,
-    };
-    connection.after_recv(received)
 }
 
-/// `send` on `connection`: as much of `buf` as the kernel takes once there is room.
-pub(crate) async fn send(connection: &mut impl TokioSteps, buf: &[u8]) -> io::Result<usize> {
-    connection.before_send()?;
-    let until = after(connection.idle_timeout());
-    let sent = match connection.socket() {
-        Some(stream) => send_once(stream, buf, until, connection.signal()).await,
-        None => Sent::Raised,
-    };
-    connection.after_send(sent)
+/// A deadline of one direction's wait: the idle timeout from the first poll of a wait that has
+/// not made progress, or the linger deadline the core gives. The `Sleep` is made on first use
+/// and then reset, never made again.
+#[derive(Debug, Default)]
+pub(crate) struct Timer {
+    sleep: Option<Pin<Box<Sleep>>>,
+    armed: bool,
 }
 
-/// All of `buf`, sent on `connection`.
-pub(crate) async fn send_all(connection: &mut impl TokioSteps, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        let sent = send(connection, buf).await?;
-        buf = buf.get(sent..).unwrap_or_default();
+impl Timer {
+    /// Ready once `timeout` has passed since the wait began (its first poll since the last
+    /// progress); never without a timeout.
+    fn poll_idle(&mut self, cx: &mut Context<'_>, timeout: Option<Duration>) -> Poll<()> {
+        let Some(timeout) = timeout else {
+            return Poll::Pending;
+        };
+        if !self.armed {
+            let Some(at) = TokioInstant::now().checked_add(timeout) else {
+                return Poll::Pending; // further than the clock counts: never
+            };
+            self.set(at);
+        }
+        self.poll(cx)
     }
-    Ok(())
+
+    /// Ready once `at` has passed.
+    fn poll_at(&mut self, cx: &mut Context<'_>, at: TokioInstant) -> Poll<()> {
+        if !self.armed
+            || self
+                .sleep
+                .as_ref()
+                .is_none_or(|sleep| sleep.deadline() != at)
+        {
+            self.set(at);
+        }
+        self.poll(cx)
+    }
+
+    fn set(&mut self, at: TokioInstant) {
+        match &mut self.sleep {
+            Some(sleep) => sleep.as_mut().reset(at),
+            None => self.sleep = Some(Box::pin(tokio::time::sleep_until(at))),
+        }
+        self.armed = true;
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.sleep {
+            Some(sleep) => sleep.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
+    }
+
+    /// The wait made progress (or ended): the next one starts its own deadline.
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
 }
 
-/// One `recv(2)` once the socket is readable, waiting until `until` at most (`None`: for ever),
-/// or until `signal` is raised.
-pub(crate) async fn recv_once(
-    stream: &TcpStream,
+/// `recv` on `connection`: the byte count, or 0 once the peer's end of stream has come (or for
+/// an empty `buf`). `timer` is the receiving side's.
+pub(crate) fn poll_recv(
+    connection: &mut impl TokioSteps,
+    timer: &mut Timer,
+    cx: &mut Context<'_>,
     buf: &mut [u8],
-    until: Option<TokioInstant>,
-    signal: &Signal<Notify>,
-) -> Received {
-    let read = async {
-        loop {
-            stream.readable().await?;
-            match stream.try_read(buf) {
-                Err(error)
-                    if matches!(
-                        error.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
-                result => return result,
+) -> Poll<io::Result<usize>> {
+    if !connection.before_recv(buf.is_empty())? {
+        timer.disarm();
+        return Poll::Ready(Ok(0));
+    }
+    let received = ready!(poll_received(connection, timer, cx, buf, None));
+    Poll::Ready(connection.after_recv(received))
+}
+
+/// `send` on `connection`: as much of `buf` as the kernel takes once there is room. `timer` is
+/// the sending side's.
+pub(crate) fn poll_send(
+    connection: &mut impl TokioSteps,
+    timer: &mut Timer,
+    cx: &mut Context<'_>,
+    buf: &[u8],
+) -> Poll<io::Result<usize>> {
+    connection.before_send()?;
+    let sent = ready!(poll_sent(connection, timer, cx, buf));
+    Poll::Ready(connection.after_send(sent))
+}
+
+/// The lingering close of `connection`: shut the send side, read and discard until the peer's
+/// end of stream or a linger deadline, then close; its reason. `timer` is the receiving side's.
+pub(crate) fn poll_close(
+    connection: &mut impl TokioSteps,
+    timer: &mut Timer,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<CloseReason>> {
+    // Repeating it (each poll) changes nothing once the close has begun.
+    connection.begin_close();
+    let mut discard = [0_u8; DISCARD_CHUNK];
+    while let Some(deadline) = connection.next_discard() {
+        let until = deadline.map(|deadline| timer_of(connection.clock(), deadline));
+        let received = ready!(poll_received(
+            connection,
+            timer,
+            cx,
+            &mut discard,
+            Some(until)
+        ));
+        connection.after_discard(received);
+    }
+    timer.disarm();
+    Poll::Ready(connection.outcome())
+}
+
+/// One wait for bytes: the signal, then the socket, then the deadline: the linger deadline given
+/// in `linger` (`Some(None)`: none), or else the idle timeout.
+fn poll_received(
+    connection: &impl TokioSteps,
+    timer: &mut Timer,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+    linger: Option<Option<TokioInstant>>,
+) -> Poll<Received> {
+    let signal = connection.signal();
+    signal.waker().read.register(cx.waker());
+    let received = match connection.socket() {
+        _ if signal.is_raised() => Received::Raised,
+        None => Received::Raised,
+        Some(stream) => match poll_read_once(stream, cx, buf) {
+            Poll::Ready(received) => received,
+            Poll::Pending => {
+                let expired = match linger {
+                    Some(Some(at)) => timer.poll_at(cx, at),
+                    Some(None) => Poll::Pending,
+                    None => timer.poll_idle(cx, connection.idle_timeout()),
+                };
+                ready!(expired);
+                Received::TimedOut
             }
-        }
-    };
-    tokio::select! {
-        biased;
-        () = raised(signal) => Received::Raised,
-        result = read => match result {
-            Ok(0) => Received::EndOfStream,
-            Ok(n) => Received::Bytes(n),
-            Err(error) => Received::Failed(error),
         },
-        () = sleep_until(until) => Received::TimedOut,
+    };
+    timer.disarm();
+    Poll::Ready(received)
+}
+
+/// One `recv(2)` once the socket is readable.
+fn poll_read_once(stream: &TcpStream, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Received> {
+    loop {
+        if let Err(error) = ready!(stream.poll_read_ready(cx)) {
+            return Poll::Ready(Received::Failed(error));
+        }
+        match stream.try_read(buf) {
+            Ok(0) => return Poll::Ready(Received::EndOfStream),
+            Ok(n) => return Poll::Ready(Received::Bytes(n)),
+            // Readiness was stale (tokio cleared it), or a signal interrupted the call.
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            Err(error) => return Poll::Ready(Received::Failed(error)),
+        }
     }
 }
 
-/// One `send(2)` without `SIGPIPE` once the socket is writable, waiting until `until` at most,
-/// or until `signal` is raised.
-async fn send_once(
-    stream: &TcpStream,
+/// One wait to send: the signal, then the socket, then the idle timeout.
+fn poll_sent(
+    connection: &impl TokioSteps,
+    timer: &mut Timer,
+    cx: &mut Context<'_>,
     buf: &[u8],
-    until: Option<TokioInstant>,
-    signal: &Signal<Notify>,
-) -> Sent {
-    let write = async {
-        loop {
-            stream.writable().await?;
-            match stream.try_io(Interest::WRITABLE, || {
-                sys::send(&SockRef::from(stream), buf)
-            }) {
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                result => return result,
+) -> Poll<Sent> {
+    let signal = connection.signal();
+    signal.waker().write.register(cx.waker());
+    let sent = match connection.socket() {
+        _ if signal.is_raised() => Sent::Raised,
+        None => Sent::Raised,
+        Some(stream) => match poll_write_once(stream, cx, buf) {
+            Poll::Ready(sent) => sent,
+            Poll::Pending => {
+                ready!(timer.poll_idle(cx, connection.idle_timeout()));
+                Sent::TimedOut
             }
-        }
-    };
-    tokio::select! {
-        biased;
-        () = raised(signal) => Sent::Raised,
-        result = write => match result {
-            Ok(n) => Sent::Bytes(n),
-            Err(error) => Sent::Failed(error),
         },
-        () = sleep_until(until) => Sent::TimedOut,
+    };
+    timer.disarm();
+    Poll::Ready(sent)
+}
+
+/// One `send(2)` without `SIGPIPE` once the socket is writable.
+fn poll_write_once(stream: &TcpStream, cx: &mut Context<'_>, buf: &[u8]) -> Poll<Sent> {
+    loop {
+        if let Err(error) = ready!(stream.poll_write_ready(cx)) {
+            return Poll::Ready(Sent::Failed(error));
+        }
+        match stream.try_io(Interest::WRITABLE, || {
+            sys::send(&SockRef::from(stream), buf)
+        }) {
+            Ok(n) => return Poll::Ready(Sent::Bytes(n)),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) => return Poll::Ready(Sent::Failed(error)),
+        }
+    }
+}
+
+/// Ready once an abort is asked for through `signal`; at once if it was.
+pub(crate) fn poll_abort_requested(signal: &Signal<Wakers>, cx: &mut Context<'_>) -> Poll<()> {
+    signal.waker().abort.register(cx.waker());
+    if signal.abort_requested() {
+        Poll::Ready(())
+    } else {
+        Poll::Pending
     }
 }
 
@@ -147,11 +296,6 @@ pub(crate) async fn sleep_until(until: Option<TokioInstant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-/// The deadline `timeout` from now, if any (and if the clock can represent it).
-fn after(timeout: Option<Duration>) -> Option<TokioInstant> {
-    timeout.and_then(|t| TokioInstant::now().checked_add(t))
 }
 
 /// The tokio timer's instant for a deadline of the core on `clock`; a deadline past what the
