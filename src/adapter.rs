@@ -36,3 +36,52 @@ pub(crate) use server::{Abort, Books, Served};
 pub(crate) use signal::{Signal, Wake};
 pub(crate) use split::SplitHalf;
 pub(crate) use steps::{SocketLike, Steps};
+
+/// The descriptor (Unix) or socket handle (Windows) of an adapter's connection type, whose field
+/// `endpoint` is an [`Endpoint`]: the connection's socket while it holds it, so that
+/// `socket2::SockRef::from(&connection)` reaches every socket option; once the connection is
+/// closed and its socket released, a stand-in that belongs to no connection.
+macro_rules! impl_as_socket {
+    ($connection:ty) => {
+        /// The connection's socket while it is open (for `socket2::SockRef::from(&connection)`:
+        /// `TCP_NODELAY`, keepalive and the rest). Once closed, its socket is released, and this
+        /// is a stand-in socket that belongs to no connection: options set on it change nothing,
+        /// and asking it for a peer fails (`ENOTCONN`).
+        #[cfg(unix)]
+        impl std::os::fd::AsFd for $connection {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.endpoint.as_fd()
+            }
+        }
+
+        /// As [`AsFd`](std::os::fd::AsFd).
+        #[cfg(unix)]
+        impl std::os::fd::AsRawFd for $connection {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&self.endpoint))
+            }
+        }
+
+        /// The connection's socket while it is open (for `socket2::SockRef::from(&connection)`:
+        /// `TCP_NODELAY`, keepalive and the rest). Once closed, its socket is released, and this
+        /// is a stand-in socket that belongs to no connection: options set on it change nothing,
+        /// and asking it for a peer fails (`WSAENOTCONN`).
+        #[cfg(windows)]
+        impl std::os::windows::io::AsSocket for $connection {
+            fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
+                self.endpoint.as_socket()
+            }
+        }
+
+        /// As [`AsSocket`](std::os::windows::io::AsSocket).
+        #[cfg(windows)]
+        impl std::os::windows::io::AsRawSocket for $connection {
+            fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
+                std::os::windows::io::AsRawSocket::as_raw_socket(
+                    &std::os::windows::io::AsSocket::as_socket(&self.endpoint),
+                )
+            }
+        }
+    };
+}
+pub(crate) use impl_as_socket;

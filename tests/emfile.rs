@@ -185,6 +185,8 @@ fn echoed(stream: &mut TcpStream, message: &[u8], wait: Duration) -> bool {
 
 #[cfg(unix)]
 fn child<A: Adapter>() {
+    // Made before the descriptors are counted: the adapter keeps it for the life of the process.
+    support::open_process_wide::<A>();
     let server = A::serve(
         ServerConfig {
             drain_timeout: Duration::from_secs(5),

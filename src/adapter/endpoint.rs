@@ -12,6 +12,7 @@ use socket2::Socket;
 use super::driver::Driver;
 use super::signal::{Signal, Wake};
 use super::steps::{SocketLike, Steps};
+use super::sys;
 use crate::{CloseReason, Lifecycle};
 
 /// How much a lingering close reads at a time, to throw away.
@@ -25,15 +26,20 @@ pub(crate) struct Endpoint<S: SocketLike, W: Wake> {
     socket: Option<S>,
     driver: Driver,
     signal: Arc<Signal<W>>,
+    /// What the connection lends as its descriptor once its own is released.
+    stand_in: &'static Socket,
 }
 
 impl<S: SocketLike, W: Wake> Endpoint<S, W> {
-    pub(crate) fn new(socket: S, driver: Driver, signal: Arc<Signal<W>>) -> Self {
-        Self {
+    /// # Errors
+    /// The process's [stand-in socket](sys::stand_in) could not be made (out of descriptors).
+    pub(crate) fn new(socket: S, driver: Driver, signal: Arc<Signal<W>>) -> io::Result<Self> {
+        Ok(Self {
+            stand_in: sys::stand_in()?,
             socket: Some(socket),
             driver,
             signal,
-        }
+        })
     }
 
     pub(crate) fn signal_arc(&self) -> &Arc<Signal<W>> {
@@ -125,6 +131,32 @@ impl<S: SocketLike, W: Wake> Drop for Endpoint<S, W> {
     fn drop(&mut self) {
         if self.socket.is_some() {
             self.step(|driver, socket, _| driver.abandon(socket));
+        }
+    }
+}
+
+/// The socket while the connection holds it; then the process's stand-in, which belongs to no
+/// connection.
+#[cfg(unix)]
+impl<S: SocketLike + std::os::fd::AsFd, W: Wake> std::os::fd::AsFd for Endpoint<S, W> {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match &self.socket {
+            Some(socket) => socket.as_fd(),
+            None => self.stand_in.as_fd(),
+        }
+    }
+}
+
+/// The socket while the connection holds it; then the process's stand-in, which belongs to no
+/// connection.
+#[cfg(windows)]
+impl<S: SocketLike + std::os::windows::io::AsSocket, W: Wake> std::os::windows::io::AsSocket
+    for Endpoint<S, W>
+{
+    fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
+        match &self.socket {
+            Some(socket) => socket.as_socket(),
+            None => self.stand_in.as_socket(),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::net::{Shutdown, SocketAddr};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -87,4 +88,18 @@ pub(crate) fn listen(addr: SocketAddr, backlog: i32) -> io::Result<Socket> {
     };
     listen()
         .map_err(|error| io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}")))
+}
+
+/// A socket that belongs to no connection: what a closed connection lends where a descriptor
+/// must be given (`AsFd`, `AsSocket`), since its own is released at the core's `Close`. Made
+/// with the process's first connection, and never closed; options set on it change nothing
+/// that matters, and queries of a peer fail (`ENOTCONN`).
+pub(crate) fn stand_in() -> io::Result<&'static Socket> {
+    static STAND_IN: OnceLock<Socket> = OnceLock::new();
+    if let Some(socket) = STAND_IN.get() {
+        return Ok(socket);
+    }
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    // Another thread may have made one meanwhile: then ours goes with the closure.
+    Ok(STAND_IN.get_or_init(|| socket))
 }

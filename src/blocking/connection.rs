@@ -92,7 +92,7 @@ impl Connection {
     ) -> io::Result<Self> {
         let socket = socket.into();
         wait::prepare(&socket)?;
-        Ok(Self::established(socket, config, clock, observer))
+        Self::established(socket, config, clock, observer)
     }
 
     /// [`accepted`](Self::accepted), for a socket known to be in blocking mode: one the
@@ -104,7 +104,7 @@ impl Connection {
         observer: impl Observer + 'static,
     ) -> io::Result<Self> {
         sys::prepare_no_signal(&socket)?;
-        Ok(Self::established(socket, config, clock, observer))
+        Self::established(socket, config, clock, observer)
     }
 
     fn established(
@@ -112,18 +112,18 @@ impl Connection {
         config: Config,
         clock: StdClock,
         observer: impl Observer + 'static,
-    ) -> Self {
+    ) -> io::Result<Self> {
         let lifecycle = Lifecycle::accepted(clock.now(), config);
         Self::from_parts(socket, Driver::new(lifecycle, clock, Box::new(observer)))
     }
 
-    pub(crate) fn from_parts(socket: Socket, driver: Driver) -> Self {
+    pub(crate) fn from_parts(socket: Socket, driver: Driver) -> io::Result<Self> {
         let socket = Arc::new(socket);
         let signal = Arc::new(Signal::new(ReaderWaker(Arc::downgrade(&socket))));
-        Self {
-            endpoint: Endpoint::new(socket, driver, signal),
+        Ok(Self {
+            endpoint: Endpoint::new(socket, driver, signal)?,
             read_timeout: ReadTimeout::default(),
-        }
+        })
     }
 
     /// Bounds how long [`recv`](Self::recv) waits for a byte, and [`send`](Self::send) for the peer
@@ -260,6 +260,30 @@ impl Connection {
         self.endpoint
     }
 }
+
+/// Reading is [`recv`](Connection::recv): bytes, or 0 once the peer's end of stream has come.
+/// An OS error closes the connection and is returned; so is the error of a connection already
+/// closed.
+impl io::Read for Connection {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv(buf)
+    }
+}
+
+/// Writing is [`send`](Connection::send) (`MSG_NOSIGNAL`). Flushing has nothing to do: every
+/// byte a write returned for is the kernel's already. The end of the stream is
+/// [`shutdown_send`](Connection::shutdown_send).
+impl io::Write for Connection {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.send(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+crate::adapter::impl_as_socket!(Connection);
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -82,7 +82,7 @@ impl Connector {
                 .max(MIN_ATTEMPT);
             match connect_within(attempt.addr, wait) {
                 Ok(socket) => {
-                    let mut connection = Connection::from_parts(socket, walk.connected(attempt)?);
+                    let mut connection = Connection::from_parts(socket, walk.connected(attempt)?)?;
                     // The send side of the idle timeout is the socket's own.
                     connection.set_idle_timeout(connection.idle_timeout())?;
                     return Ok(connection);

@@ -138,6 +138,25 @@ impl WriteHalf {
     }
 }
 
+/// Reading is [`recv`](ReadHalf::recv), as for a whole [`Connection`].
+impl io::Read for ReadHalf {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv(buf)
+    }
+}
+
+/// Writing is [`send`](WriteHalf::send), as for a whole [`Connection`]; flushing has nothing to
+/// do.
+impl io::Write for WriteHalf {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.send(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl fmt::Debug for ReadHalf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReadHalf").finish_non_exhaustive()

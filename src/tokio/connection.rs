@@ -111,18 +111,16 @@ impl Connection {
     ) -> io::Result<Self> {
         sys::prepare_no_signal(&SockRef::from(&stream))?;
         let lifecycle = Lifecycle::accepted(clock.now(), config);
-        Ok(Self::from_parts(
-            stream,
-            Driver::new(lifecycle, clock, Box::new(observer)),
-        ))
+        Self::from_parts(stream, Driver::new(lifecycle, clock, Box::new(observer)))
     }
 
-    pub(crate) fn from_parts(stream: TcpStream, driver: Driver) -> Self {
-        Self {
-            endpoint: Endpoint::new(stream, driver, Arc::new(Signal::new(Wakers::default()))),
+    pub(crate) fn from_parts(stream: TcpStream, driver: Driver) -> io::Result<Self> {
+        let signal = Arc::new(Signal::new(Wakers::default()));
+        Ok(Self {
+            endpoint: Endpoint::new(stream, driver, signal)?,
             read_timer: Timer::default(),
             write_timer: Timer::default(),
-        }
+        })
     }
 
     /// Bounds how long [`recv`](Self::recv) waits for a byte, and [`send`](Self::send) for room to
@@ -307,6 +305,8 @@ impl AsyncWrite for Connection {
         Poll::Ready(self.get_mut().shutdown_send())
     }
 }
+
+crate::adapter::impl_as_socket!(Connection);
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

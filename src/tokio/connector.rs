@@ -86,7 +86,7 @@ impl Connector {
                 .deadline
                 .map(|deadline| timer_of(walk.clock(), deadline));
             match connect_by(attempt.addr, deadline).await {
-                Ok(stream) => return Ok(Connection::from_parts(stream, walk.connected(attempt)?)),
+                Ok(stream) => return Connection::from_parts(stream, walk.connected(attempt)?),
                 Err(error) => walk.failed(attempt, error)?,
             }
         }

@@ -207,3 +207,17 @@ pub async fn recv_all(receiving: &mut impl Receiving) -> (Vec<u8>, Option<io::Er
         }
     }
 }
+
+/// Makes what an adapter opens once for the life of the process and a test must not count as a
+/// leak: the stand-in socket a closed connection lends as its descriptor (`AsFd`), made with the
+/// process's first connection. For an adapter's `baseline`.
+pub fn open_process_wide<A: Adapter>() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+    let client =
+        TcpStream::connect(listener.local_addr().expect("an address")).expect("connecting");
+    let (server, _) = listener.accept().expect("accepting");
+    A::run(async {
+        drop(A::accepted(server, Config::default(), ()).expect("a first connection"));
+    });
+    drop(client);
+}

@@ -15,7 +15,7 @@ use socket_lifecycle::blocking::{self, Observer, Peer, ReadHalf, Server, ServerC
 use socket_lifecycle::{CloseReason, Config, Lifecycle, StdClock};
 
 use super::adapter::{
-    AbortHandle, Adapter, Connection, Handled, Receiving, Running, Sending, Task,
+    AbortHandle, Adapter, Connection, Handled, Receiving, Running, Sending, Task, open_process_wide,
 };
 use super::{Log, fd_count};
 
@@ -104,6 +104,7 @@ impl Adapter for Blocking {
     }
 
     fn baseline() -> usize {
+        super::open_process_wide::<Self>();
         fd_count()
     }
 }

@@ -20,7 +20,7 @@ use socket_lifecycle::{CloseReason, InputKind};
 
 pub use adapter::{
     AbortHandle, Adapter, Connection, Handled, Receiving, Running, Sending, Task, echo,
-    echo_handler, recv_all,
+    echo_handler, open_process_wide, recv_all,
 };
 pub use blocking_adapter::Blocking;
 #[cfg(feature = "tokio")]

@@ -17,7 +17,7 @@ use socket_lifecycle::tokio::{
 use socket_lifecycle::{CloseReason, Config, Lifecycle, StdClock};
 
 use super::adapter::{
-    AbortHandle, Adapter, Connection, Handled, Receiving, Running, Sending, Task,
+    AbortHandle, Adapter, Connection, Handled, Receiving, Running, Sending, Task, open_process_wide,
 };
 use super::{HANG, Log, fd_count};
 
@@ -111,6 +111,7 @@ impl Adapter for Tokio {
     /// With tokio's `signal` feature on (the example's Ctrl-C needs it), the first runtime opens
     /// a socket pair for signals that stays open for the life of the process: tokio's, made once.
     fn baseline() -> usize {
+        super::open_process_wide::<Self>();
         drop(runtime());
         fd_count()
     }
