@@ -20,7 +20,7 @@ mod wait;
 
 pub use crate::adapter::{ConnectError, Event, Observer, Peer, ServeReport, ServerConfig};
 pub use abort_handle::AbortHandle;
-pub use connection::Connection;
+pub use connection::{Connection, close_gracefully};
 pub use connector::Connector;
 pub use server::{DrainHandle, Server};
-pub use split::{ReadHalf, WriteHalf};
+pub use split::{ReadHalf, ReuniteError, WriteHalf};

@@ -26,7 +26,7 @@ mod wait;
 
 pub use crate::adapter::{ConnectError, Event, Observer, Peer, ServeReport, ServerConfig};
 pub use abort_handle::AbortHandle;
-pub use connection::Connection;
+pub use connection::{Connection, close_gracefully};
 pub use connector::Connector;
 pub use server::{DrainHandle, HandlerFuture, Server};
-pub use split::{ReadHalf, WriteHalf};
+pub use split::{ReadHalf, ReuniteError, WriteHalf};

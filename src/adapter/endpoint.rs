@@ -18,9 +18,18 @@ use crate::{CloseReason, Lifecycle};
 /// How much a lingering close reads at a time, to throw away.
 pub(crate) const DISCARD_CHUNK: usize = 4096;
 
+/// How an adapter finishes, on its own, the close of a connection its owner dropped (A1): a
+/// thread, or a task. It is given the connection detached: dropped again before its close ends,
+/// it is reset.
+pub(crate) type Finish<S, W> = fn(Endpoint<S, W>);
+
 /// One connection and the socket it owns. Every step goes through the [`Driver`]; when the core
-/// emits `Close`, the socket is dropped (the close) and the observer told, once. Dropped while
-/// still open, the connection is abandoned: reset, with [`CloseReason::Abandoned`] (A1).
+/// emits `Close`, the socket is dropped (the close) and the observer told, once.
+///
+/// Dropped while open, it is abandoned, and the core decides what that means (A1): with the
+/// send side still open, a reset ([`CloseReason::Abandoned`]); after the send side was shut,
+/// the lingering close goes on, and the adapter's [`Finish`] drives it to its end. A detached
+/// connection dropped before its close ends (its runtime going away, say) is reset then.
 pub(crate) struct Endpoint<S: SocketLike, W: Wake> {
     /// `None` once the core's `Close` was performed.
     socket: Option<S>,
@@ -28,18 +37,56 @@ pub(crate) struct Endpoint<S: SocketLike, W: Wake> {
     signal: Arc<Signal<W>>,
     /// What the connection lends as its descriptor once its own is released.
     stand_in: &'static Socket,
+    finish: Finish<S, W>,
+    /// Handed to `finish` by the drop of its owner: a second drop cannot hand it on again.
+    detached: bool,
+}
+
+/// A connection taken apart, to be put back together: by a split (into its halves) and a
+/// reunite, or by the halves' drop (into a detached connection).
+pub(crate) struct Parts<S: SocketLike, W: Wake> {
+    pub(crate) socket: Option<S>,
+    pub(crate) driver: Driver,
+    pub(crate) signal: Arc<Signal<W>>,
+    pub(crate) stand_in: &'static Socket,
+    pub(crate) finish: Finish<S, W>,
 }
 
 impl<S: SocketLike, W: Wake> Endpoint<S, W> {
     /// # Errors
     /// The process's [stand-in socket](sys::stand_in) could not be made (out of descriptors).
-    pub(crate) fn new(socket: S, driver: Driver, signal: Arc<Signal<W>>) -> io::Result<Self> {
+    pub(crate) fn new(
+        socket: S,
+        driver: Driver,
+        signal: Arc<Signal<W>>,
+        finish: Finish<S, W>,
+    ) -> io::Result<Self> {
         Ok(Self {
             stand_in: sys::stand_in()?,
             socket: Some(socket),
             driver,
             signal,
+            finish,
+            detached: false,
         })
+    }
+
+    /// The connection whose parts these are.
+    pub(crate) fn from_parts(parts: Parts<S, W>) -> Self {
+        Self {
+            socket: parts.socket,
+            driver: parts.driver,
+            signal: parts.signal,
+            stand_in: parts.stand_in,
+            finish: parts.finish,
+            detached: false,
+        }
+    }
+
+    /// Hands the connection, detached, to the adapter's [`Finish`].
+    pub(crate) fn finish_detached(mut self) {
+        self.detached = true;
+        (self.finish)(self);
     }
 
     pub(crate) fn signal_arc(&self) -> &Arc<Signal<W>> {
@@ -85,11 +132,19 @@ impl<S: SocketLike, W: Wake> Endpoint<S, W> {
 
     /// Hands the socket, the driver and the signal over (to the halves of a split), leaving
     /// nothing to close behind.
-    pub(crate) fn into_parts(mut self) -> (Option<S>, Driver, Arc<Signal<W>>) {
-        let socket = self.socket.take();
+    pub(crate) fn into_parts(mut self) -> Parts<S, W> {
+        self.take_parts()
+    }
+
+    fn take_parts(&mut self) -> Parts<S, W> {
         let placeholder = Driver::placeholder(self.driver.clock());
-        let driver = std::mem::replace(&mut self.driver, placeholder);
-        (socket, driver, Arc::clone(&self.signal))
+        Parts {
+            socket: self.socket.take(),
+            driver: std::mem::replace(&mut self.driver, placeholder),
+            signal: Arc::clone(&self.signal),
+            stand_in: self.stand_in,
+            finish: self.finish,
+        }
     }
 }
 
@@ -126,11 +181,22 @@ impl<S: SocketLike, W: Wake> Steps for Endpoint<S, W> {
 }
 
 impl<S: SocketLike, W: Wake> Drop for Endpoint<S, W> {
-    /// A connection dropped while open is reset: linger zero, then close, with
-    /// [`CloseReason::Abandoned`]. A peer must not take a cut-off stream for a complete one.
+    /// A connection dropped while open is abandoned, as the core decides (A1): reset with
+    /// [`CloseReason::Abandoned`] while its send side is open (a peer must not take a cut-off
+    /// stream for a complete one); after that, its lingering close goes on, finished by the
+    /// adapter on its own.
     fn drop(&mut self) {
+        if self.socket.is_none() {
+            return;
+        }
+        if self.detached {
+            // The close this connection was finishing on its own cannot go on: reset.
+            self.step(|driver, socket, _| driver.abort(socket));
+            return;
+        }
+        self.step(|driver, socket, _| driver.abandon(socket));
         if self.socket.is_some() {
-            self.step(|driver, socket, _| driver.abandon(socket));
+            Self::from_parts(self.take_parts()).finish_detached();
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use socket2::Socket;
 
 use super::driver::Driver;
-use super::endpoint::Endpoint;
+use super::endpoint::{Endpoint, Finish, Parts};
 use super::signal::{Signal, Wake};
 use super::steps::{SocketLike, Steps};
 use crate::{Call, CloseReason, Half};
@@ -30,9 +30,12 @@ impl<W> Shared<W> {
 
 /// The resource the T1 guard holds: the socket, whose drop, after both halves, is the close.
 pub(crate) struct Joint<S: SocketLike, W: Wake> {
-    /// `None` for a connection split after it closed: the core then lets no call through.
+    /// `None` for a connection split after it closed (the core then lets no call through), and
+    /// once reunited.
     socket: Option<S>,
     shared: Arc<Shared<W>>,
+    stand_in: &'static Socket,
+    finish: Finish<S, W>,
 }
 
 impl<S: SocketLike, W: Wake> Joint<S, W> {
@@ -48,21 +51,44 @@ impl<S: SocketLike, W: Wake> Joint<S, W> {
         }
         result
     }
+
+    /// The connection this was split from, whole again; this keeps nothing to close.
+    fn take_endpoint(&mut self) -> Endpoint<S, W> {
+        let mut driver = self.shared.lock();
+        let placeholder = Driver::placeholder(driver.clock());
+        let driver = std::mem::replace(&mut *driver, placeholder);
+        Endpoint::from_parts(Parts {
+            socket: self.socket.take(),
+            driver,
+            signal: Arc::clone(&self.shared.signal),
+            stand_in: self.stand_in,
+            finish: self.finish,
+        })
+    }
 }
 
 impl<S: SocketLike, W: Wake> Drop for Joint<S, W> {
     /// Both halves are gone: a connection whose both directions ended closes gracefully; one
-    /// still open is reset, as a dropped connection is. Then the socket goes, once.
+    /// still open is abandoned, as a dropped connection is (A1): reset while its send side is
+    /// open, or else its lingering close finished by the adapter on its own. The socket goes
+    /// once.
     fn drop(&mut self) {
-        let mut driver = self.shared.lock();
-        {
+        // A connection split after its close was released, and reported, before the split; a
+        // reunited one is whole again elsewhere.
+        if self.socket.is_none() {
+            return;
+        }
+        let closed = {
+            let mut driver = self.shared.lock();
             let socket = self.socket.as_ref().map(S::socket_ref);
             driver.halves_dropped(socket.as_deref());
-        }
-        // A connection split after its close was released, and reported, before the split.
-        if let Some(socket) = self.socket.take() {
+            driver.lifecycle().is_closed()
+        };
+        if !closed {
+            self.take_endpoint().finish_detached();
+        } else if let Some(socket) = self.socket.take() {
             drop(socket);
-            driver.closed();
+            self.shared.lock().closed();
         }
     }
 }
@@ -77,15 +103,17 @@ impl<S: SocketLike, W: Wake> SplitHalf<S, W> {
     /// Splits a whole connection: the read half, then the write half.
     pub(crate) fn split(endpoint: Endpoint<S, W>) -> (Self, Self) {
         let idle_timeout = endpoint.idle_timeout();
-        let (socket, driver, signal) = endpoint.into_parts();
+        let parts = endpoint.into_parts();
         let shared = Arc::new(Shared {
-            driver: Mutex::new(driver),
-            signal,
+            driver: Mutex::new(parts.driver),
+            signal: parts.signal,
             idle_timeout,
         });
         let (read, write) = Half::split(Joint {
-            socket,
+            socket: parts.socket,
             shared: Arc::clone(&shared),
+            stand_in: parts.stand_in,
+            finish: parts.finish,
         });
         (
             Self {
@@ -97,6 +125,28 @@ impl<S: SocketLike, W: Wake> SplitHalf<S, W> {
                 shared,
             },
         )
+    }
+
+    /// Puts the two halves of one connection back together; both back, unchanged, if they are
+    /// not the two halves of one connection.
+    pub(crate) fn reunite(self, other: Self) -> Result<Endpoint<S, W>, (Self, Self)> {
+        let (
+            Self { half, shared },
+            Self {
+                half: other_half,
+                shared: other_shared,
+            },
+        ) = (self, other);
+        match half.unsplit(other_half) {
+            Ok(mut joint) => Ok(joint.take_endpoint()),
+            Err((half, other_half)) => Err((
+                Self { half, shared },
+                Self {
+                    half: other_half,
+                    shared: other_shared,
+                },
+            )),
+        }
     }
 
     /// Enters one call on the socket, whose steps the returned [`Call`] takes; the closing error

@@ -120,10 +120,15 @@ impl Connection {
     pub(crate) fn from_parts(socket: Socket, driver: Driver) -> io::Result<Self> {
         let socket = Arc::new(socket);
         let signal = Arc::new(Signal::new(ReaderWaker(Arc::downgrade(&socket))));
-        Ok(Self {
-            endpoint: Endpoint::new(socket, driver, signal)?,
+        let endpoint = Endpoint::new(socket, driver, signal, finish_on_a_thread)?;
+        Ok(Self::from_endpoint(endpoint))
+    }
+
+    pub(crate) fn from_endpoint(endpoint: Endpoint<Arc<Socket>, ReaderWaker>) -> Self {
+        Self {
+            endpoint,
             read_timeout: ReadTimeout::default(),
-        })
+        }
     }
 
     /// Bounds how long [`recv`](Self::recv) waits for a byte, and [`send`](Self::send) for the peer
@@ -284,6 +289,39 @@ impl io::Write for Connection {
 }
 
 crate::adapter::impl_as_socket!(Connection);
+
+/// Finishes, on a thread of its own, the lingering close of a connection its owner dropped after
+/// shutting its send side (A1). If no thread can be made, the connection is reset.
+fn finish_on_a_thread(endpoint: Endpoint<Arc<Socket>, ReaderWaker>) {
+    let mut connection = Connection::from_endpoint(endpoint);
+    // Failing, the closure goes, and with it the connection, reset.
+    let _ = std::thread::Builder::new()
+        .name("lingering close".into())
+        .spawn(move || {
+            let _ = connection.close();
+        });
+}
+
+/// The lingering close alone, for a socket this crate did not open (a `socket2::Socket` or a
+/// `std::net::TcpStream`): shut the send side, read and discard until the peer's end of stream,
+/// then close, bounded by the linger deadlines of `config`; why it ended. For a server that
+/// adopts the crate a step at a time.
+///
+/// ```no_run
+/// use socket_lifecycle::{CloseReason, Config, blocking::close_gracefully};
+///
+/// # fn after_serving(stream: std::net::TcpStream) -> std::io::Result<()> {
+/// let reason = close_gracefully(stream, Config::default())?;
+/// assert_eq!(reason, CloseReason::Graceful);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// As [`Connection::close`]; and preparing the socket failed, as in [`Connection::accepted`].
+pub fn close_gracefully(socket: impl Into<Socket>, config: Config) -> io::Result<CloseReason> {
+    Connection::accepted(socket, config, StdClock::new(), ())?.close()
+}
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

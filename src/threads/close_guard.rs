@@ -202,6 +202,40 @@ impl<T> Half<T> {
         }
     }
 
+    /// Puts the two halves of one split back together and gives the resource back, whole and
+    /// not closed (so the last drop no longer closes it); both halves back, unchanged, if they
+    /// are not the two halves of one resource. Owning both halves, the caller has no call in
+    /// flight on either, so nothing else can hold the resource.
+    ///
+    /// ```
+    /// let (read, write) = socket_lifecycle::Half::split(String::from("resource"));
+    /// let resource = write.unsplit(read).expect("the two halves of one split");
+    /// assert_eq!(resource, "resource");
+    /// ```
+    pub fn unsplit(self, other: Self) -> Result<T, (Self, Self)> {
+        // One split has one half of each side: the same resource is the whole check.
+        if !Arc::ptr_eq(&self.shared, &other.shared) {
+            return Err((self, other));
+        }
+        drop(other);
+        match Arc::try_unwrap(self.shared) {
+            Ok(shared) => Ok(shared.resource),
+            // Only the two halves share it, and the other is gone: not reached. Should it be,
+            // the resource stays shared and closes with its last holder, as if split.
+            Err(shared) => {
+                let half = Self {
+                    shared,
+                    side: self.side,
+                };
+                let other = Self {
+                    shared: Arc::clone(&half.shared),
+                    side: half.side.other(),
+                };
+                Err((half, other))
+            }
+        }
+    }
+
     /// Whether a close was requested by either half. A hint only: the answer of
     /// [`enter`](Half::enter) is the one to act on.
     pub fn is_closing(&self) -> bool {
@@ -316,6 +350,76 @@ mod tests {
     }
 
     // Tests for the halves on one thread.
+
+    #[test]
+    fn t1_unsplit_gives_the_resource_back_without_closing_it() {
+        for read_first in [true, false] {
+            let (resource, closes) = probe();
+            let (read, write) = Half::split(resource);
+            let whole = if read_first {
+                read.unsplit(write)
+            } else {
+                write.unsplit(read)
+            };
+            let Ok(whole) = whole else {
+                panic!("T1 violated: the two halves of one split were not put back together");
+            };
+            assert_eq!(
+                closes.load(Ordering::SeqCst),
+                0,
+                "T1 violated: unsplit closed"
+            );
+            drop(whole);
+            assert_eq!(
+                closes.load(Ordering::SeqCst),
+                1,
+                "T1 violated: not closed once"
+            );
+        }
+    }
+
+    #[test]
+    fn t1_unsplit_refuses_halves_of_two_splits_and_closes_nothing() {
+        let (one, one_closes) = probe();
+        let (two, two_closes) = probe();
+        let (read_one, write_one) = Half::split(one);
+        let (read_two, mut write_two) = Half::split(two);
+        let Err((mut read_one, write_two_back)) = read_one.unsplit(write_two) else {
+            panic!("T1 violated: halves of two splits were put together");
+        };
+        write_two = write_two_back;
+        // Each half given back is the one given, on its own resource, and nothing was closed.
+        let resource_of = |half: &mut Half<Probe>| {
+            half.enter()
+                .map(|call| Arc::as_ptr(&call.closes))
+                .expect("no close was requested")
+        };
+        assert_eq!(
+            resource_of(&mut read_one),
+            Arc::as_ptr(&one_closes),
+            "T1 violated: a refused unsplit gave back another half"
+        );
+        assert_eq!(
+            resource_of(&mut write_two),
+            Arc::as_ptr(&two_closes),
+            "T1 violated: a refused unsplit gave back another half"
+        );
+        assert_eq!(read_one.side(), Side::Read);
+        assert_eq!(write_two.side(), Side::Write);
+        let closed = one_closes.load(Ordering::SeqCst) + two_closes.load(Ordering::SeqCst);
+        assert_eq!(closed, 0, "T1 violated: a refused unsplit closed");
+        drop((read_one, write_one, read_two, write_two));
+        assert_eq!(
+            one_closes.load(Ordering::SeqCst),
+            1,
+            "T1 violated: not closed once"
+        );
+        assert_eq!(
+            two_closes.load(Ordering::SeqCst),
+            1,
+            "T1 violated: not closed once"
+        );
+    }
 
     #[test]
     fn t1_closes_once_after_both_halves_in_either_order() {

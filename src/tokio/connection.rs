@@ -116,11 +116,16 @@ impl Connection {
 
     pub(crate) fn from_parts(stream: TcpStream, driver: Driver) -> io::Result<Self> {
         let signal = Arc::new(Signal::new(Wakers::default()));
-        Ok(Self {
-            endpoint: Endpoint::new(stream, driver, signal)?,
+        let endpoint = Endpoint::new(stream, driver, signal, finish_on_the_runtime)?;
+        Ok(Self::from_endpoint(endpoint))
+    }
+
+    pub(crate) fn from_endpoint(endpoint: Endpoint<TcpStream, Wakers>) -> Self {
+        Self {
+            endpoint,
             read_timer: Timer::default(),
             write_timer: Timer::default(),
-        })
+        }
     }
 
     /// Bounds how long [`recv`](Self::recv) waits for a byte, and [`send`](Self::send) for room to
@@ -307,6 +312,41 @@ impl AsyncWrite for Connection {
 }
 
 crate::adapter::impl_as_socket!(Connection);
+
+/// Finishes, in a task of the current runtime, the lingering close of a connection its owner
+/// dropped after shutting its send side (A1). Outside a runtime, or if the task is dropped
+/// before the close ends (the runtime shutting down), the connection is reset.
+fn finish_on_the_runtime(endpoint: Endpoint<TcpStream, Wakers>) {
+    let mut connection = Connection::from_endpoint(endpoint);
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            let _ = connection.close().await;
+        });
+    }
+}
+
+/// The lingering close alone, for a stream this crate did not open: shut the send side, read and
+/// discard until the peer's end of stream, then close, bounded by the linger deadlines of
+/// `config`; why it ended. For a server that adopts the crate a step at a time: whatever served
+/// the stream (hyper's `without_shutdown`, say) hands it over for its last step.
+///
+/// ```no_run
+/// use socket_lifecycle::{CloseReason, Config, tokio::close_gracefully};
+///
+/// # async fn after_serving(stream: tokio::net::TcpStream) -> std::io::Result<()> {
+/// let reason = close_gracefully(stream, Config::default()).await?;
+/// assert_eq!(reason, CloseReason::Graceful);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// As [`Connection::close`]; and preparing the socket failed, as in [`Connection::accepted`].
+pub async fn close_gracefully(stream: TcpStream, config: Config) -> io::Result<CloseReason> {
+    Connection::accepted(stream, config, StdClock::new(), ())?
+        .close()
+        .await
+}
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

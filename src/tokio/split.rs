@@ -69,7 +69,7 @@ impl Connection {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn split(self) -> (ReadHalf, WriteHalf) {
+    pub fn into_split(self) -> (ReadHalf, WriteHalf) {
         let (read, write) = SplitHalf::split(self.into_endpoint());
         (
             ReadHalf {
@@ -82,9 +82,36 @@ impl Connection {
             },
         )
     }
+
+    /// [`into_split`](Self::into_split), by its earlier name.
+    pub fn split(self) -> (ReadHalf, WriteHalf) {
+        self.into_split()
+    }
 }
 
 impl ReadHalf {
+    /// Puts the two halves of one connection back together: the connection, as it is now
+    /// (open, closing or closed).
+    ///
+    /// # Errors
+    /// `write` is not the other half of this connection: both are given back in the error.
+    pub fn reunite(self, write: WriteHalf) -> Result<Connection, ReuniteError> {
+        let (read_timer, write_timer) = (self.timer, write.timer);
+        match self.half.reunite(write.half) {
+            Ok(endpoint) => Ok(Connection::from_endpoint(endpoint)),
+            Err((read, write)) => Err(ReuniteError(
+                ReadHalf {
+                    half: read,
+                    timer: read_timer,
+                },
+                WriteHalf {
+                    half: write,
+                    timer: write_timer,
+                },
+            )),
+        }
+    }
+
     /// Receives into `buf`, as [`Connection::recv`].
     ///
     /// # Errors
@@ -203,6 +230,19 @@ impl AsyncWrite for WriteHalf {
         Poll::Ready(self.get_mut().shutdown_send())
     }
 }
+
+/// Two halves given to [`ReadHalf::reunite`] that are not the halves of one connection, given
+/// back.
+#[derive(Debug)]
+pub struct ReuniteError(pub ReadHalf, pub WriteHalf);
+
+impl fmt::Display for ReuniteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the halves are not the two halves of one connection")
+    }
+}
+
+impl std::error::Error for ReuniteError {}
 
 impl fmt::Debug for ReadHalf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
