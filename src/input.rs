@@ -21,8 +21,9 @@ pub enum Input {
     Close,
     /// Intent: reset the connection now.
     Abort,
-    /// Intent: the owner let go of the connection without closing it (an adapter's `Drop`); reset
-    /// it now, as an abort.
+    /// Intent: the owner let go of the connection without closing it (an adapter's `Drop`). With
+    /// its send side still open, reset it now, as an abort; once the application has shut its
+    /// send side, close it as [`Input::Close`] does (rule A1).
     Abandon,
     /// Report: the connect attempt to this candidate succeeded.
     Connected {

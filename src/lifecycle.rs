@@ -160,11 +160,23 @@ impl Lifecycle {
         self.handle(now, Input::Abort)
     }
 
-    /// The owner let go of the connection without closing it, as an adapter's `Drop` does for a
-    /// connection still open. The same transitions and actions as [`abort`](Self::abort)
-    /// ([`Action::SetLingerZero`], then [`Action::Close`], no shutdown; a no-op once closed), but
-    /// the close reason is [`CloseReason::Abandoned`], so a log tells a connection dropped while
-    /// open apart from one the application aborted on purpose.
+    /// The owner let go of the connection without closing it, as an adapter's `Drop` does (rule
+    /// A1). What that means depends on the send side:
+    ///
+    /// - **still open** (not yet connected, or the application may still queue data, as in
+    ///   [`State::Established`] and [`State::PeerShut`]): the stream was cut off, and the peer
+    ///   must not take it for a complete one. The same transitions and actions as
+    ///   [`abort`](Self::abort) ([`Action::SetLingerZero`], then [`Action::Close`], no shutdown),
+    ///   but the close reason is [`CloseReason::Abandoned`], so a log tells a connection dropped
+    ///   while open apart from one the application aborted on purpose.
+    /// - **shut by the application** ([`shutdown_send`](Self::shutdown_send) or
+    ///   [`close`](Self::close) came first, as hyper, tokio-rustls and `tokio::io::copy` leave
+    ///   the connections they are done with): everything it meant to send is on its way, and the
+    ///   drop is the close it was heading for, exactly as [`close`](Self::close): the lingering
+    ///   close, bounded by the linger deadlines, or nothing new if a close is under way. The
+    ///   adapter goes on driving it after the drop (performing the actions, reading and
+    ///   discarding, handling the timeouts) until the connection [`is_closed`](Self::is_closed).
+    /// - **closed**: a no-op.
     ///
     /// # Errors
     /// None today; the `Result` keeps the shape of every other input.
@@ -367,12 +379,20 @@ impl Lifecycle {
             ) => Ok(Unchanged),
             (Closed, _) => invalid,
 
-            // Abort and abandon work from every other state; so does close before there is a
-            // connection.
+            // Abort works from every other state; so does close before there is a connection.
             (_, Input::Abort) | (Idle | Connecting, Input::Close) => {
                 Ok(self.abort_now(CloseReason::Aborted))
             }
-            (_, Input::Abandon) => Ok(self.abort_now(CloseReason::Abandoned)),
+            // The owner dropped the connection (rule A1). While its send side is open (no
+            // connection yet, or the application may still queue data) the stream was cut off,
+            // and only a reset keeps the peer from taking it for a complete one.
+            (_, Input::Abandon) if !self.state.is_connected() || self.may_queue() => {
+                Ok(self.abort_now(CloseReason::Abandoned))
+            }
+            // Once the application has shut its send side, all it meant to send is on its way:
+            // the drop is the close it was heading for, lingering as any close, or nothing new
+            // if one is under way.
+            (_, Input::Abandon) => self.apply(Input::Close),
 
             (Idle, Input::StartConnect { candidates }) => {
                 self.candidates = match u16::try_from(candidates) {

@@ -533,6 +533,110 @@ mod established {
             assert_eq!(conn.state(), state);
         }
     }
+
+    // Abandon in the data phase (rule A1): a drop after the application shut its send side is
+    // the close it was heading for, not a reset.
+
+    #[test]
+    fn a1_abandon_after_shutdown_send_lingers_instead_of_resetting() {
+        // Dropped right after the shutdown was decided, before the adapter performed it: the
+        // shutdown still goes out, then the close lingers for the peer.
+        let mut conn = reach(State::SendFlushing);
+        ok(conn.handle_flushed(t(11)));
+        assert_eq!(conn.abandon(t(12)), Ok(Outcome::Changed), "A1 violated");
+        assert_eq!(conn.state(), State::Lingering, "A1 violated");
+        assert_eq!(
+            actions(&mut conn),
+            [Action::ShutdownWrite],
+            "A1 violated: a drop after shutdown_send reset the connection"
+        );
+        assert!(conn.must_discard(), "A1 violated: not reading to the end");
+        assert_eq!(
+            conn.poll_timeout(),
+            Some(t(212)),
+            "A1 violated: no deadline"
+        );
+        ok(conn.handle_received(t(20), 100));
+        ok(conn.handle_end_of_stream(t(30)));
+        assert_eq!(actions(&mut conn), [Action::Close], "A1 violated");
+        assert_eq!(
+            conn.close_reason(),
+            Some(CloseReason::Graceful),
+            "A1 violated"
+        );
+    }
+
+    #[test]
+    fn a1_abandon_while_our_send_side_flushes_shuts_it_once_flushed_then_lingers() {
+        let mut conn = reach(State::SendFlushing);
+        assert_eq!(conn.abandon(t(11)), Ok(Outcome::Changed), "A1 violated");
+        assert_eq!(conn.state(), State::ClosingFlushing, "A1 violated");
+        assert_eq!(
+            actions(&mut conn),
+            [],
+            "A1 violated: a drop while flushing cut the flush short"
+        );
+        assert!(
+            conn.may_send(),
+            "A1 violated: the queued data may not go out"
+        );
+        ok(conn.handle_flushed(t(12)));
+        assert_eq!(actions(&mut conn), [Action::ShutdownWrite], "C4 violated");
+        assert_eq!(conn.state(), State::Lingering, "A1 violated");
+    }
+
+    #[test]
+    fn a1_abandon_after_both_sides_shut_closes_gracefully_at_once() {
+        let mut conn = reach(State::BothShut);
+        assert_eq!(conn.abandon(t(11)), Ok(Outcome::Changed), "A1 violated");
+        assert_eq!(
+            actions(&mut conn),
+            [Action::Close],
+            "A1 violated: a drop after both sides shut reset the connection"
+        );
+        assert_eq!(
+            conn.close_reason(),
+            Some(CloseReason::Graceful),
+            "A1 violated"
+        );
+    }
+
+    #[test]
+    fn a1_abandon_after_the_peer_shut_while_ours_flushes_closes_gracefully_on_the_flush() {
+        let mut conn = reach(State::PeerShutSendFlushing);
+        assert_eq!(conn.abandon(t(11)), Ok(Outcome::Changed), "A1 violated");
+        assert_eq!(conn.state(), State::ClosingFlushingPeerShut, "A1 violated");
+        assert_eq!(actions(&mut conn), [], "A1 violated: the flush cut short");
+        ok(conn.handle_flushed(t(12)));
+        assert_eq!(
+            actions(&mut conn),
+            [Action::ShutdownWrite, Action::Close],
+            "A1 violated"
+        );
+        assert_eq!(
+            conn.close_reason(),
+            Some(CloseReason::Graceful),
+            "A1 violated"
+        );
+    }
+
+    #[test]
+    fn c6_abandon_with_the_send_side_open_resets_even_after_the_peers_end_of_stream() {
+        // The peer is done, but the application may still have meant to send: a stream cut off
+        // here must not look complete to the peer.
+        let mut conn = reach(State::PeerShut);
+        assert_eq!(conn.abandon(t(11)), Ok(Outcome::Changed));
+        assert_eq!(
+            actions(&mut conn),
+            [Action::SetLingerZero, Action::Close],
+            "C6 violated"
+        );
+        assert_eq!(
+            conn.close_reason(),
+            Some(CloseReason::Abandoned),
+            "C6 violated"
+        );
+    }
 }
 
 // Tests for a graceful close before our send side is shut: ClosingFlushing and
@@ -628,6 +732,30 @@ mod closing_flushing {
             [Action::SetLingerZero, Action::Close],
             "C6 violated: shutdown after abort"
         );
+    }
+
+    #[test]
+    fn a1_abandon_during_a_graceful_close_changes_nothing() {
+        for state in [State::ClosingFlushing, State::ClosingFlushingPeerShut] {
+            let mut conn = reach(state);
+            let before = conn.clone();
+            assert_eq!(
+                conn.abandon(t(20)),
+                Ok(Outcome::Unchanged),
+                "A1 violated in {state}"
+            );
+            assert_eq!(
+                actions(&mut conn),
+                [],
+                "A1 violated: a drop reset a closing {state}"
+            );
+            assert_eq!(conn.state(), state, "A1 violated");
+            assert_eq!(
+                conn.poll_timeout(),
+                before.poll_timeout(),
+                "A1 violated: a drop moved the deadline"
+            );
+        }
     }
 }
 
@@ -745,6 +873,55 @@ mod lingering {
             conn.close_reason(),
             Some(CloseReason::PeerReset),
             "C7 violated"
+        );
+    }
+
+    #[test]
+    fn a1_abandon_while_lingering_changes_nothing() {
+        // Dropped as the close's shutdown was decided, before the adapter performed it.
+        let mut conn = reach(State::ClosingFlushing);
+        ok(conn.handle_flushed(t(11)));
+        assert_eq!(conn.state(), State::Lingering);
+        let deadline = conn.poll_timeout();
+        assert_eq!(conn.abandon(t(12)), Ok(Outcome::Unchanged), "A1 violated");
+        assert_eq!(
+            actions(&mut conn),
+            [Action::ShutdownWrite],
+            "A1 violated: a drop while lingering reset the connection"
+        );
+        assert_eq!(conn.poll_timeout(), deadline, "A1 violated: deadline moved");
+        ok(conn.handle_end_of_stream(t(13)));
+        assert_eq!(actions(&mut conn), [Action::Close], "A1 violated");
+        assert_eq!(
+            conn.close_reason(),
+            Some(CloseReason::Graceful),
+            "A1 violated"
+        );
+    }
+
+    #[test]
+    fn a1_an_abandoned_close_is_bounded_by_the_linger_deadlines() {
+        let mut conn = reach(State::SendShut);
+        ok(conn.abandon(t(10)));
+        assert_eq!(
+            conn.poll_timeout(),
+            Some(t(210)),
+            "A1 violated: no deadline"
+        );
+        // A peer that trickles is cut off at the total deadline, as any close.
+        let mut ms = 10;
+        while ms < 1_010 {
+            ok(conn.handle_received(t(ms), 1));
+            ok(conn.handle_timeout(t(ms)));
+            assert!(!conn.is_closed(), "C5 violated at {ms} ms");
+            ms += 150;
+        }
+        ok(conn.handle_timeout(t(1_010)));
+        assert_eq!(actions(&mut conn), [Action::Close], "A1 violated");
+        assert_eq!(
+            conn.close_reason(),
+            Some(CloseReason::LingerTimeout),
+            "A1 violated"
         );
     }
 }
@@ -903,13 +1080,15 @@ mod whole_machine {
     }
 
     #[test]
-    fn c6_abandon_from_every_open_state_is_an_abort_with_its_own_reason() {
-        for state in State::ALL.into_iter().filter(|s| *s != State::Closed) {
+    fn c6_abandon_with_the_send_side_open_resets_with_its_own_reason() {
+        // Not shut by the application: not connected yet, or it may still queue data (A1).
+        for state in [
+            State::Idle,
+            State::Connecting,
+            State::Established,
+            State::PeerShut,
+        ] {
             let mut conn = reach(state);
-            if state == State::SendFlushing {
-                // A shutdown decided but not yet performed must not go out after an abandon.
-                ok(conn.handle_flushed(t(10)));
-            }
             assert_eq!(conn.abandon(t(11)), Ok(Outcome::Changed));
             assert_eq!(conn.state(), State::Closed, "abandon left {state} open");
             assert_eq!(
@@ -921,6 +1100,32 @@ mod whole_machine {
                 conn.close_reason(),
                 Some(CloseReason::Abandoned),
                 "C6 violated from {state}"
+            );
+        }
+    }
+
+    #[test]
+    fn a1_abandon_after_the_application_shut_its_send_side_is_exactly_a_close() {
+        for state in [
+            State::SendFlushing,
+            State::SendShut,
+            State::PeerShutSendFlushing,
+            State::BothShut,
+            State::ClosingFlushing,
+            State::ClosingFlushingPeerShut,
+            State::Lingering,
+        ] {
+            let (mut abandoned, mut closed) = (reach(state), reach(state));
+            assert_eq!(
+                abandoned.abandon(t(11)),
+                closed.close(t(11)),
+                "A1 violated in {state}"
+            );
+            assert_eq!(abandoned, closed, "A1 violated: not a close in {state}");
+            assert_eq!(
+                actions(&mut abandoned),
+                actions(&mut closed),
+                "A1 violated in {state}"
             );
         }
     }

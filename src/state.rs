@@ -34,10 +34,17 @@
 //!
 //! From every state but Closed:
 //!   abort (and close before connected)  ⇒ SetLingerZero, Close    Closed (Aborted)
-//!   abandon (the owner dropped it)      ⇒ SetLingerZero, Close    Closed (Abandoned)
 //!   an I/O error, once connected        ⇒ Close                   Closed (PeerReset or Error)
 //!   a linger deadline while closing     ⇒ Close                   Closed (LingerTimeout);
 //!       SetLingerZero first if our data never got out, so the peer sees a reset, not a clean end
+//!
+//! Abandon (the owner dropped it, rule A1), by our send side:
+//!   not shut by the application         ⇒ SetLingerZero, Close    Closed (Abandoned)
+//!     (Idle, Connecting, Established, PeerShut)
+//!   shut by the application             as close: BothShut ⇒ Close, Closed (Graceful); SendShut
+//!     (every other state but Closed)      to Lingering; the flushing rows to the closing block;
+//!                                         the closing block goes on, unchanged
+//!
 //! Closed is final: Close is emitted on arrival there, so exactly once.
 //! ```
 //!

@@ -2,8 +2,8 @@
 //! and clock moves that cross the deadlines) against the core and against a reference model
 //! written independently of it (`tests/reference/`). After every step the core must agree with
 //! the model on everything an observer sees, and every rule of the contract must hold: the
-//! core runs inside `proofs`' harness, whose monitor checks C1-C12 and L1-L3 and names the rule
-//! it finds broken.
+//! core runs inside `proofs`' harness, whose monitor checks C1-C12, A1 and L1-L3 and names the
+//! rule it finds broken.
 //!
 //! `PROPTEST_CASES=10000 cargo test --test properties` runs as CI does.
 
@@ -103,7 +103,7 @@ impl ReferenceStateMachine for ConnectionReference {
             2 => Just(Op::ShutdownSend),
             2 => Just(Op::Close),
             1 => Just(Op::Abort),
-            1 => Just(Op::Abandon),
+            2 => Just(Op::Abandon),
             2 => (0u32..3).prop_map(|candidate| Op::Connected { candidate }),
             2 => ((0u32..3), kind()).prop_map(|(candidate, kind)| Op::ConnectFailed { candidate, kind }),
             3 => prop_oneof![3 => 1u32..=3, 1 => Just(0u32), 1 => Just(u32::MAX)]

@@ -1,4 +1,5 @@
-//! The connection rules C1-C12 as checks over what an observer of a [`Lifecycle`] sees.
+//! The connection rules C1-C12, and what A1 (drop) asks of the core, as checks over what an
+//! observer of a [`Lifecycle`] sees.
 
 use socket_lifecycle::{
     Action, CloseReason, Config, Error, Input, Instant, IoErrorKind, Lifecycle, Outcome, Permits,
@@ -127,8 +128,59 @@ impl ConnectionMonitor {
                 self.shutdown_requested = true;
                 self.queue_closed = true;
             }
-            // A close before there is a connection is an abort; an abandon is one too, under a
-            // reason of its own.
+            // A drop after the application shut its send side is the close it was heading for
+            // (A1): from here on the obligations of a close (C4, C5, C8), none of an abort.
+            Input::Abandon if connected && self.queue_closed => {
+                ensure(
+                    !pending(after).contains(&Action::SetLingerZero),
+                    "A1",
+                    || {
+                        format!(
+                            "abandon in {} after the send side was shut reset the connection",
+                            before.state()
+                        )
+                    },
+                )?;
+                ensure(
+                    matches!(after.close_reason(), None | Some(CloseReason::Graceful)),
+                    "A1",
+                    || {
+                        format!(
+                            "abandon in {} after the send side was shut closed it as {:?}",
+                            before.state(),
+                            after.close_reason()
+                        )
+                    },
+                )?;
+                if self.close_requested_at.is_some() {
+                    ensure(
+                        outcome == Outcome::Unchanged
+                            && after.state() == before.state()
+                            && pending(after) == pending(before)
+                            && after.poll_timeout() == before.poll_timeout(),
+                        "A1",
+                        || format!("abandon during a close changed it in {}", before.state()),
+                    )?;
+                } else {
+                    ensure(
+                        outcome == Outcome::Changed
+                            && (after.is_closed() || after.poll_timeout().is_some()),
+                        "A1",
+                        || {
+                            format!(
+                                "abandon in {} after the send side was shut started no close \
+                                 ({outcome:?}, {})",
+                                before.state(),
+                                after.state()
+                            )
+                        },
+                    )?;
+                }
+                self.close_requested_at.get_or_insert(after.now());
+                self.shutdown_requested = true;
+            }
+            // A close before there is a connection is an abort; so is an abandon while the send
+            // side is open (A1), under a reason of its own.
             Input::Close | Input::Abort | Input::Abandon => {
                 self.aborted = true;
                 self.send_shut = true;

@@ -5,7 +5,7 @@ use std::fmt;
 /// A rule of the contract that an observed step broke.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
-    /// The rule's id: `C1` to `C12`, `L1` to `L3`.
+    /// The rule's id: `C1` to `C12`, `A1`, `L1` to `L3`.
     pub rule: &'static str,
     /// What was seen.
     pub detail: String,

@@ -199,7 +199,11 @@ impl ConnectionModel {
         let connecting = self.started && !self.connected;
         match op {
             Op::Abort => self.finish(CloseReason::Aborted, true),
-            Op::Abandon => self.finish(CloseReason::Abandoned, true),
+            // A drop cuts the stream off unless the application was done sending (A1); once it
+            // was, the drop is a close, below.
+            Op::Abandon if !self.connected || !self.done_sending => {
+                self.finish(CloseReason::Abandoned, true)
+            }
             Op::Close if !self.connected => self.finish(CloseReason::Aborted, true),
             Op::StartConnect { candidates } => {
                 if !self.client || self.started {
@@ -260,7 +264,7 @@ impl ConnectionModel {
                     Answer::Changed
                 }
             }
-            Op::Close => {
+            Op::Close | Op::Abandon => {
                 if self.close_requested_at.is_some() {
                     return Unchanged;
                 }
