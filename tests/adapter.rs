@@ -23,7 +23,11 @@ use support::{
 for_each_adapter! {
     t1_split_halves_close_gracefully_once_after_both_are_done,
     t1_a_reset_seen_by_the_reader_stops_the_writer_and_closes_once,
-    dropping_an_open_connection_resets_it_with_its_own_reason,
+    a1_dropped_with_its_send_side_open_it_resets_as_abandoned,
+    a1_dropped_after_shutdown_send_it_finishes_its_lingering_close,
+    a1_dropped_after_shutdown_send_a_silent_peer_is_closed_at_the_linger_deadline,
+    a1_dropped_after_both_directions_ended_it_closes_gracefully_at_once,
+    a1_split_halves_dropped_after_shutdown_send_finish_the_lingering_close,
     an_abort_handle_wakes_a_recv_blocked_on_a_silent_peer,
     c9_sending_after_shutdown_is_misuse_and_changes_nothing,
     an_idle_timeout_leaves_the_connection_open_for_a_graceful_close,
@@ -35,7 +39,10 @@ for_each_adapter! {
     t1_a_write_half_blocked_in_send_returns_when_the_read_half_sees_a_reset,
     l3_a_handler_that_panics_is_counted_closed_and_not_aborted_by_the_drain;
     blocking only:
-    c8_a_nonblocking_socket_handed_over_is_driven_blocking,
+    c8_a_nonblocking_socket_handed_over_is_driven_blocking;
+    tokio only:
+    a1_a_close_cancelled_then_dropped_goes_on_in_a_task,
+    a1_dropped_outside_a_runtime_after_shutdown_send_it_resets_as_aborted,
 }
 
 /// A generous bound on any wait in these tests; none should come near it.
@@ -178,7 +185,9 @@ fn t1_a_reset_seen_by_the_reader_stops_the_writer_and_closes_once<A: Adapter>() 
     })
 }
 
-fn dropping_an_open_connection_resets_it_with_its_own_reason<A: Adapter>() -> io::Result<()> {
+// A1, what a drop means: one test per row of the table in the README ("What a drop means").
+
+fn a1_dropped_with_its_send_side_open_it_resets_as_abandoned<A: Adapter>() -> io::Result<()> {
     A::run(async {
         let (mut connection, mut peer, log) = pair::<A>(Config::default())?;
         connection.send_all(b"half a message").await?;
@@ -192,6 +201,125 @@ fn dropping_an_open_connection_resets_it_with_its_own_reason<A: Adapter>() -> io
             closes(&log),
             [CloseReason::Abandoned],
             "C1 violated: a drop closes once, as abandoned"
+        );
+        Ok(())
+    })
+}
+
+/// Waits, at most `limit`, for the connection behind `log` to close; its close reasons.
+async fn closed_within<A: Adapter>(log: &CloseLog, limit: Duration) -> Vec<CloseReason> {
+    let start = Instant::now();
+    while closes(log).is_empty() && start.elapsed() < limit {
+        A::sleep(Duration::from_millis(5)).await;
+    }
+    closes(log)
+}
+
+fn a1_dropped_after_shutdown_send_it_finishes_its_lingering_close<A: Adapter>() -> io::Result<()> {
+    A::run(async {
+        let (mut connection, mut peer, log) = pair::<A>(long_linger())?;
+        connection.send_all(b"the whole reply").await?;
+        connection.shutdown_send()?;
+        drop(connection);
+        let mut reply = Vec::new();
+        peer.read_to_end(&mut reply)?;
+        assert_eq!(
+            reply, b"the whole reply",
+            "A1 violated: a connection dropped after its shutdown must deliver, then end cleanly"
+        );
+        // Still lingering: what the peer sends now is read and discarded, never left unread.
+        peer.write_all(&[1; 64 * 1024])?;
+        A::sleep(SETTLE).await;
+        assert!(
+            closes(&log).is_empty(),
+            "A1 violated: closed before the peer's end of stream, within the linger deadlines"
+        );
+        peer.shutdown(Shutdown::Write)?;
+        assert_eq!(
+            closed_within::<A>(&log, PATIENCE).await,
+            [CloseReason::Graceful],
+            "A1 violated: the close a drop left must end gracefully at the peer's end of stream"
+        );
+        Ok(())
+    })
+}
+
+fn a1_dropped_after_shutdown_send_a_silent_peer_is_closed_at_the_linger_deadline<A: Adapter>()
+-> io::Result<()> {
+    const IDLE: Duration = Duration::from_millis(200);
+    A::run(async {
+        let config = Config::new()
+            .with_linger(Duration::from_millis(600), IDLE)
+            .expect("valid linger");
+        let (mut connection, mut peer, log) = pair::<A>(config)?;
+        connection.shutdown_send()?;
+        let dropped = Instant::now();
+        drop(connection);
+        let mut nothing = Vec::new();
+        peer.read_to_end(&mut nothing)?; // our end of stream; then the peer says nothing
+        let reasons = closed_within::<A>(&log, PATIENCE).await;
+        let took = dropped.elapsed();
+        assert_eq!(
+            reasons,
+            [CloseReason::LingerTimeout],
+            "A1 violated: a silent peer must be closed at the linger deadline"
+        );
+        assert!(
+            took >= IDLE && took < IDLE + Duration::from_secs(5),
+            "A1 violated: closed {took:?} after the drop, not at the {IDLE:?} idle deadline \
+             (5 s tolerance)"
+        );
+        Ok(())
+    })
+}
+
+fn a1_dropped_after_both_directions_ended_it_closes_gracefully_at_once<A: Adapter>()
+-> io::Result<()> {
+    A::run(async {
+        let (mut connection, mut peer, log) = pair::<A>(long_linger())?;
+        peer.write_all(b"request")?;
+        peer.shutdown(Shutdown::Write)?;
+        let mut buffer = [0; 64];
+        while connection.recv(&mut buffer).await? > 0 {}
+        connection.send_all(b"reply").await?;
+        connection.shutdown_send()?;
+        drop(connection);
+        assert_eq!(
+            closes(&log),
+            [CloseReason::Graceful],
+            "A1 violated: both directions ended, a drop closes gracefully at once"
+        );
+        let mut reply = Vec::new();
+        peer.read_to_end(&mut reply)?;
+        assert_eq!(reply, b"reply", "A1 violated: the reply must arrive whole");
+        Ok(())
+    })
+}
+
+fn a1_split_halves_dropped_after_shutdown_send_finish_the_lingering_close<A: Adapter>()
+-> io::Result<()> {
+    A::run(async {
+        let (connection, mut peer, log) = pair::<A>(long_linger())?;
+        let (read, mut write) = connection.split();
+        write.send_all(b"from the write half").await?;
+        write.shutdown_send()?;
+        drop((read, write));
+        let mut reply = Vec::new();
+        peer.read_to_end(&mut reply)?;
+        assert_eq!(
+            reply, b"from the write half",
+            "A1 violated: halves dropped after the shutdown must deliver, then end cleanly"
+        );
+        A::sleep(SETTLE).await;
+        assert!(
+            closes(&log).is_empty(),
+            "A1 violated: closed before the peer's end of stream"
+        );
+        peer.shutdown(Shutdown::Write)?;
+        assert_eq!(
+            closed_within::<A>(&log, PATIENCE).await,
+            [CloseReason::Graceful],
+            "A1 violated: the close the halves left must end gracefully"
         );
         Ok(())
     })
@@ -528,5 +656,67 @@ fn l3_a_handler_that_panics_is_counted_closed_and_not_aborted_by_the_drain<A: Ad
         "L3 violated: each connection closes once, the straggler as aborted"
     );
     drop(straggler);
+    Ok(())
+}
+
+/// A1 on the tokio adapter: a close whose future was dropped (cancelled by a timeout, say) and
+/// whose connection was then dropped goes on in a task of the runtime.
+#[cfg(feature = "tokio")]
+fn a1_a_close_cancelled_then_dropped_goes_on_in_a_task() -> io::Result<()> {
+    use support::Tokio;
+    Tokio::run(async {
+        let (mut connection, mut peer, log) = pair::<Tokio>(long_linger())?;
+        let cancelled = ::tokio::time::timeout(SETTLE, connection.close()).await;
+        assert!(
+            cancelled.is_err(),
+            "the close waits for the peer's end of stream"
+        );
+        drop(connection);
+        let mut nothing = Vec::new();
+        peer.read_to_end(&mut nothing)?; // our end of stream went out with the close
+        ::tokio::time::sleep(SETTLE).await;
+        assert!(
+            closes(&log).is_empty(),
+            "A1 violated: closed before the peer's end of stream"
+        );
+        peer.shutdown(Shutdown::Write)?;
+        assert_eq!(
+            closed_within::<Tokio>(&log, PATIENCE).await,
+            [CloseReason::Graceful],
+            "A1 violated: a cancelled close, then a drop: the close must go on to its end"
+        );
+        Ok(())
+    })
+}
+
+/// A1 on the tokio adapter, outside a runtime: nothing can finish the close, so a connection
+/// dropped after its shutdown is reset there, with the reason of an abort.
+#[cfg(feature = "tokio")]
+fn a1_dropped_outside_a_runtime_after_shutdown_send_it_resets_as_aborted() -> io::Result<()> {
+    use support::Tokio;
+    let runtime = ::tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (connection, mut peer, log) = runtime.block_on(async {
+        let (mut connection, peer, log) = pair::<Tokio>(long_linger())?;
+        connection.shutdown_send()?;
+        io::Result::Ok((connection, peer, log))
+    })?;
+    drop(runtime);
+    drop(connection);
+    assert_eq!(
+        closes(&log),
+        [CloseReason::Aborted],
+        "A1: dropped outside a runtime after its shutdown, a connection is reset, once"
+    );
+    let mut nothing = Vec::new();
+    peer.read_to_end(&mut nothing)?; // our end of stream came before the reset
+    let after_reset = peer
+        .write_all(b"?")
+        .and_then(|()| peer.read(&mut [0; 1]).map(drop));
+    assert!(
+        after_reset.is_err(),
+        "A1: the peer of a connection reset outside a runtime must see the reset"
+    );
     Ok(())
 }

@@ -153,6 +153,9 @@ struct SimSide {
     ended: bool,
     /// A `close` is lingering in the background.
     closing: bool,
+    /// Dropped with its close still to finish (A1): the adapter finishes it on its own, and no
+    /// call answers when it ends; only the observer hears of it.
+    dropped: bool,
     /// The socket is closed (the core's `Close` was performed).
     released: bool,
     linger_zero: bool,
@@ -173,6 +176,7 @@ impl SimSide {
             lc,
             ended: false,
             closing: false,
+            dropped: false,
             released: false,
             linger_zero: false,
             unread: 0,
@@ -401,8 +405,10 @@ impl Model {
                 }
                 if self.sides[i].closing && self.sides[i].lc.is_closed() {
                     self.sides[i].closing = false;
-                    let reason = self.sides[i].lc.close_reason().expect("reason");
-                    self.sides[i].trace.push(Seen::Closed(reason_name(reason)));
+                    if !self.sides[i].dropped {
+                        let reason = self.sides[i].lc.close_reason().expect("reason");
+                        self.sides[i].trace.push(Seen::Closed(reason_name(reason)));
+                    }
                     moved = true;
                 }
             }
@@ -477,10 +483,15 @@ impl Model {
                 self.sides[i].trace.push(Seen::Aborted(reason_name(reason)));
             }
             Op::Drop(i) => {
+                // A1: reset while the send side is open; after it was shut, the close goes on.
                 let now = self.t();
                 self.sides[i].ended = true;
-                self.sides[i].lc.abort(now).expect("abort");
+                self.sides[i].lc.abandon(now).expect("abandon");
                 self.perform(i);
+                if !self.sides[i].lc.is_closed() {
+                    self.sides[i].closing = true;
+                    self.sides[i].dropped = true;
+                }
             }
             Op::Wait => {
                 self.now += 10 * LINGER_TOTAL.as_millis() as u64;
@@ -757,6 +768,8 @@ fn run_on_sockets(steps: &[Step], config: Config) -> Result<Outcome, String> {
     drop(listener);
     let mut workers = [Worker::spawn(client), Worker::spawn(server)];
     let mut closing = [false; 2];
+    // Dropped with a close left to finish on the adapter's own thread.
+    let mut dropped = [false; 2];
 
     let mut result = Ok(());
     for step in steps {
@@ -812,7 +825,18 @@ fn run_on_sockets(steps: &[Step], config: Config) -> Result<Outcome, String> {
                 Op::Drop(i) => {
                     workers[i].settle(i)?;
                     workers[i].send(Cmd::Drop);
-                    workers[i].settle(i)
+                    // A drop returns at once; a close it leaves to finish goes on without the
+                    // worker, as the model's does.
+                    closing[i] = step.lingers;
+                    dropped[i] = step.lingers;
+                    workers[i].settle(i)?;
+                    if step.lingers {
+                        Ok(())
+                    } else {
+                        // The model ended this close within the step (a reset, or the peer's
+                        // end of stream already there): so must the adapter's own thread.
+                        wait_closed(&events[i], i)
+                    }
                 }
                 Op::Wait => {
                     for (i, worker) in workers.iter_mut().enumerate() {
@@ -828,6 +852,11 @@ fn run_on_sockets(steps: &[Step], config: Config) -> Result<Outcome, String> {
                 if step.finishes[i] {
                     worker.settle(i)?;
                     closing[i] = false;
+                    // A dropped connection's close ends on the adapter's own thread: only its
+                    // observer says when.
+                    if std::mem::take(&mut dropped[i]) {
+                        wait_closed(&events[i], i)?;
+                    }
                 }
             }
             Ok(())
@@ -857,6 +886,21 @@ fn run_on_sockets(steps: &[Step], config: Config) -> Result<Outcome, String> {
     let client_trace = traces.pop().expect("two");
     let seen = |i: usize| events[i].lock().expect("events").clone();
     Ok([(client_trace, seen(0)), (server_trace, seen(1))])
+}
+
+/// Waits until side `i`'s observer heard of its close, at most `STEP_BOUND`.
+fn wait_closed(events: &Events, i: usize) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    while events.lock().expect("events").is_empty() {
+        if start.elapsed() > STEP_BOUND {
+            return Err(format!(
+                "the {} side's close did not end within {STEP_BOUND:?}",
+                SIDES[i]
+            ));
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
 }
 
 fn config() -> Config {

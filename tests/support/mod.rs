@@ -29,11 +29,14 @@ pub use tokio_adapter::Tokio;
 /// Instantiates each named test, a function generic over the [`Adapter`], once per adapter:
 /// `blocking::name` always, `tokio::name` with the `tokio` feature. Attributes written before a
 /// name (`#[cfg(unix)]`, `#[cfg_attr(windows, ignore = "...")]`) go to both. After a `;`, the
-/// names of tests that only the blocking adapter has (plain functions) join `blocking::`.
+/// names of tests that only the blocking adapter has (plain functions) join `blocking::`, and
+/// after `tokio only:` those only the tokio adapter has (plain functions, in a `#[cfg(feature =
+/// "tokio")]` of their own) join `tokio::`.
 macro_rules! for_each_adapter {
     (
         $( $(#[$attribute:meta])* $name:ident ),* $(,)?
         $( ; blocking only: $( $(#[$blocking_attribute:meta])* $blocking_name:ident ),* $(,)? )?
+        $( ; tokio only: $( $(#[$tokio_attribute:meta])* $tokio_name:ident ),* $(,)? )?
     ) => {
         /// The tests through the blocking adapter.
         mod blocking {
@@ -63,6 +66,13 @@ macro_rules! for_each_adapter {
                     super::$name::<crate::support::Tokio>()
                 }
             )*
+            $($(
+                #[test]
+                $(#[$tokio_attribute])*
+                fn $tokio_name() -> impl std::process::Termination {
+                    super::$tokio_name()
+                }
+            )*)?
         }
     };
 }
