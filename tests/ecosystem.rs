@@ -37,6 +37,10 @@ use tokio_util::codec::{Framed, LinesCodec};
 /// suite. These machines are shared, so no test bounds how fast anything is.
 const PATIENCE: Duration = Duration::from_secs(60);
 
+/// How late past its deadline a close may be on a busy shared machine before it counts as not
+/// bounded by it (C8); far less than the 5 s of the default linger deadline.
+const LATE: Duration = Duration::from_secs(3);
+
 const MIB: usize = 1024 * 1024;
 
 /// The upload S12's client sends before it reads: far more than the kernel's buffers hold, so
@@ -82,6 +86,10 @@ async fn tokio_io_copy_relays_a_mib_from_one_connection_to_another_and_every_clo
         let message = pattern(MIB);
         let (inbound_listener, inbound_address) = listen().await;
         let (outbound_listener, outbound_address) = listen().await;
+        // Each side closes only once the other's end of stream reached where it was going: so
+        // each end of stream must come from `shutdown` (`poll_shutdown`), not from a close.
+        let (relayed_all, relay_done) = tokio::sync::oneshot::channel();
+        let (received_all, receiver_done) = tokio::sync::oneshot::channel();
 
         let sender = tokio::spawn({
             let message = message.clone();
@@ -89,6 +97,7 @@ async fn tokio_io_copy_relays_a_mib_from_one_connection_to_another_and_every_clo
                 let mut sender = connect(inbound_address).await;
                 let sent = tokio::io::copy(&mut message.as_slice(), &mut sender).await?;
                 sender.shutdown().await?; // the end of our stream; receiving goes on
+                half_close_arrived("the sender's, at the relay", relay_done).await;
                 io::Result::Ok((sent, sender.close().await?))
             }
         });
@@ -96,6 +105,7 @@ async fn tokio_io_copy_relays_a_mib_from_one_connection_to_another_and_every_clo
             let mut receiver = accept(&outbound_listener).await;
             let mut received = Vec::new();
             tokio::io::copy(&mut receiver, &mut received).await?;
+            let _ = received_all.send(());
             io::Result::Ok((received, receiver.close().await?))
         });
 
@@ -106,10 +116,12 @@ async fn tokio_io_copy_relays_a_mib_from_one_connection_to_another_and_every_clo
         let relayed = tokio::io::copy(&mut inbound, &mut outbound)
             .await
             .expect("relaying");
+        let _ = relayed_all.send(());
         outbound
             .shutdown()
             .await
             .expect("shutting the relay's send side");
+        half_close_arrived("the relay's, at the receiver", receiver_done).await;
         let (inbound_closed, outbound_closed) = tokio::join!(inbound.close(), outbound.close());
 
         let (sent, sender_closed) = sender.await.expect("sender task").expect("sender");
@@ -131,6 +143,17 @@ async fn tokio_io_copy_relays_a_mib_from_one_connection_to_another_and_every_clo
         }
     })
     .await;
+}
+
+/// Waits for word that an end of stream, sent by `shutdown` with the connection still open,
+/// reached the other side's reader; fails the test if it does not come.
+async fn half_close_arrived(whose: &str, arrived: tokio::sync::oneshot::Receiver<()>) {
+    let arrived = tokio::time::timeout(PATIENCE / 2, arrived).await;
+    assert!(
+        matches!(arrived, Ok(Ok(()))),
+        "{whose} end of stream never arrived while its connection stayed open: the shutdown \
+         did not shut the send side"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,16 +359,23 @@ async fn hyper_http1_on_the_server_closes_gracefully_after_connection_close_and_
         let drain = server.drain_handle();
         let closes = Closes::default();
         let observers = closes.clone();
+        let shut_by_hyper = Arc::new(Mutex::new(Vec::new()));
+        let handlers_shut_by_hyper = Arc::clone(&shut_by_hyper);
         // hyper serves the connection the handler is lent; when hyper is done (its last answer
-        // out and the connection's send side shut, or the client's end of stream read), the
-        // handler returns and the server closes the connection, lingering for the client's end.
+        // out, or the client's end of stream read), it shuts the connection's send side, the
+        // handler returns, and the server closes the connection, lingering for the client's end.
         let serving = tokio::spawn(server.serve(
-            |connection| {
+            move |connection| {
+                let shut_by_hyper = Arc::clone(&handlers_shut_by_hyper);
                 Box::pin(async move {
-                    http1::Builder::new()
-                        .serve_connection(TokioIo::new(connection), service_fn(hello))
-                        .await
-                        .map_err(io::Error::other)
+                    let served = http1::Builder::new()
+                        .serve_connection(TokioIo::new(&mut *connection), service_fn(hello))
+                        .await;
+                    shut_by_hyper
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(!connection.lifecycle().may_send());
+                    served.map_err(io::Error::other)
                 })
             },
             move |_| observers.observer(),
@@ -363,6 +393,11 @@ async fn hyper_http1_on_the_server_closes_gracefully_after_connection_close_and_
                         200 None hello, /kept/4\n";
         assert_eq!(answers, expected, "python's answers");
         assert_eq!(report.accepted, 2, "one connection each: {report:?}");
+        assert_eq!(
+            *shut_by_hyper.lock().unwrap_or_else(PoisonError::into_inner),
+            [true, true],
+            "hyper shut each connection's send side when it was done (poll_shutdown)"
+        );
         assert_eq!(
             closes.all(),
             [CloseReason::Graceful, CloseReason::Graceful],
@@ -612,9 +647,9 @@ async fn close_gracefully_ends_a_plain_tokio_stream_whose_peer_answered_and_ende
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c8_close_gracefully_stops_at_the_linger_deadline_on_a_peer_that_never_ends() {
     within("close_gracefully, silent peer", async {
-        let linger_idle = Duration::from_millis(300);
+        let (linger_total, linger_idle) = (Duration::from_secs(1), Duration::from_millis(300));
         let config = Config::default()
-            .with_linger(Duration::from_secs(1), linger_idle)
+            .with_linger(linger_total, linger_idle)
             .expect("linger times");
         let (listener, address) = listen().await;
         let (release, released) = tokio::sync::oneshot::channel::<()>();
@@ -638,6 +673,10 @@ async fn c8_close_gracefully_stops_at_the_linger_deadline_on_a_peer_that_never_e
         assert!(
             took >= linger_idle,
             "C5: closed after {took:?}, before the peer's end of stream or the {linger_idle:?} deadline"
+        );
+        assert!(
+            took < linger_total + LATE,
+            "C8: closed after {took:?}, past its {linger_total:?} deadline by more than {LATE:?}"
         );
     })
     .await;
