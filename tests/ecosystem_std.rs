@@ -31,9 +31,12 @@ const MIB: usize = 1024 * 1024;
 /// has passed (the thread is left behind; the test has failed).
 fn within<T: Send + 'static>(what: &str, test: impl FnOnce() -> T + Send + 'static) -> T {
     let (done, result) = mpsc::channel();
-    let runner = thread::spawn(move || {
-        let _ = done.send(test());
-    });
+    let runner = thread::Builder::new()
+        .name(what.to_owned())
+        .spawn(move || {
+            let _ = done.send(test());
+        })
+        .expect("a thread for the test");
     match result.recv_timeout(PATIENCE) {
         Ok(value) => {
             runner.join().expect("the test's thread returns");
