@@ -10,15 +10,15 @@
 
 use std::io;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use socket_lifecycle::tokio::{Connection, DrainHandle, Server};
+use socket_lifecycle::tokio::{Connection, Server};
 
 #[allow(dead_code)] // each program uses its part of the shared module
 mod common;
 
 use common::server_log::{self, ConnectionLog};
 use common::server_options::{self, Options};
+use common::stop::{Stop, drain_on_stop};
 
 const PROGRAM: &str = "tokio_echo_server";
 
@@ -65,49 +65,6 @@ async fn run() -> Result<(), String> {
         .map_err(|error| format!("the server stopped: {error}"))?;
     println!("{}", server_log::summary(&report));
     Ok(())
-}
-
-/// The stop signals: Ctrl-C (SIGINT), and SIGTERM on Unix.
-struct Stop {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl Stop {
-    fn new() -> io::Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(Self {
-                interrupt: signal(SignalKind::interrupt())?,
-                terminate: signal(SignalKind::terminate())?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Self {})
-    }
-
-    /// Waits for the next stop signal.
-    async fn next(&mut self) {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// The first stop signal drains; a second one exits at once.
-async fn drain_on_stop(mut stop: Stop, drain: DrainHandle, drain_timeout: Duration) {
-    stop.next().await;
-    server_log::draining(drain_timeout);
-    drain.drain();
-    stop.next().await;
-    server_log::exit_on_second_stop();
 }
 
 /// One connection: echo until the client's end of stream, then shut the send side. The server

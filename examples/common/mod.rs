@@ -1,10 +1,13 @@
 //! What the seed's programs share: reading flags and durations, the log line of a connection's
 //! event, and the one line a failure prints. Each program includes it with `mod common;` and uses
 //! the part it needs; the echo servers, one on each adapter, also share their flags
-//! (`server_options`) and their log (`server_log`).
+//! (`server_options`) and their log (`server_log`), and the tokio programs their stop signals
+//! (`stop`).
 
 pub mod server_log;
 pub mod server_options;
+#[cfg(feature = "tokio")]
+pub mod stop;
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};

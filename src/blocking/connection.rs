@@ -315,6 +315,7 @@ fn finish_on_a_thread(endpoint: Endpoint<Arc<Socket>, ReaderWaker>) {
 /// assert_eq!(reason, CloseReason::Graceful);
 /// # Ok(())
 /// # }
+/// # let _ = after_serving; // used, for the doctests' deny(warnings)
 /// ```
 ///
 /// # Errors

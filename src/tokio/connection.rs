@@ -338,6 +338,7 @@ fn finish_on_the_runtime(endpoint: Endpoint<TcpStream, Wakers>) {
 /// assert_eq!(reason, CloseReason::Graceful);
 /// # Ok(())
 /// # }
+/// # let _ = after_serving; // used, for the doctests' deny(warnings)
 /// ```
 ///
 /// # Errors
