@@ -682,3 +682,15 @@ async fn c8_close_gracefully_stops_at_the_linger_deadline_on_a_peer_that_never_e
     })
     .await;
 }
+
+/// What a tokio user's code asks of a stream (`TokioIo`, `Framed`, `copy`, tokio-rustls):
+/// checked by the compiler, for the connection and for each owned half.
+#[test]
+fn the_connection_and_its_owned_halves_are_the_streams_tokio_code_takes() {
+    fn stream<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static>() {}
+    fn reader<T: tokio::io::AsyncRead + Unpin + Send + 'static>() {}
+    fn writer<T: tokio::io::AsyncWrite + Unpin + Send + 'static>() {}
+    stream::<Connection>();
+    reader::<socket_lifecycle::tokio::ReadHalf>();
+    writer::<socket_lifecycle::tokio::WriteHalf>();
+}

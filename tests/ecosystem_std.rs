@@ -292,3 +292,15 @@ fn c8_close_gracefully_stops_at_the_linger_deadline_on_a_peer_that_never_ends() 
         );
     });
 }
+
+/// What code on the standard library asks of a stream (`io::copy`, `BufReader`, `BufWriter`):
+/// checked by the compiler, for the connection and for each half.
+#[test]
+fn the_connection_and_its_halves_are_the_streams_std_code_takes() {
+    fn stream<T: Read + Write + Send + 'static>() {}
+    fn reader<T: Read + Send + 'static>() {}
+    fn writer<T: Write + Send + 'static>() {}
+    stream::<Connection>();
+    reader::<socket_lifecycle::blocking::ReadHalf>();
+    writer::<socket_lifecycle::blocking::WriteHalf>();
+}
