@@ -284,9 +284,7 @@ impl AsyncRead for Connection {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let n = std::task::ready!(this.poll_recv(cx, buf.initialize_unfilled()))?;
-        buf.advance(n);
-        Poll::Ready(Ok(()))
+        wait::fill(buf, |unfilled| this.poll_recv(cx, unfilled))
     }
 }
 

@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use socket2::SockRef;
-use tokio::io::Interest;
+use tokio::io::{Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant as TokioInstant, Sleep};
 
@@ -278,6 +278,17 @@ fn poll_write_once(stream: &TcpStream, cx: &mut Context<'_>, buf: &[u8]) -> Poll
             Err(error) => return Poll::Ready(Sent::Failed(error)),
         }
     }
+}
+
+/// `AsyncRead::poll_read` over a `poll_recv`: what it received fills `buf`; nothing once the
+/// peer's end of stream has come.
+pub(crate) fn fill(
+    buf: &mut ReadBuf<'_>,
+    recv: impl FnOnce(&mut [u8]) -> Poll<io::Result<usize>>,
+) -> Poll<io::Result<()>> {
+    let received = ready!(recv(buf.initialize_unfilled()))?;
+    buf.advance(received);
+    Poll::Ready(Ok(()))
 }
 
 /// Ready once an abort is asked for through `signal`; at once if it was.
