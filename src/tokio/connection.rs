@@ -188,12 +188,8 @@ impl Connection {
     ///
     /// # Errors
     /// As [`send`](Self::send).
-    pub async fn send_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            let sent = self.send(buf).await?;
-            buf = buf.get(sent..).unwrap_or_default();
-        }
-        Ok(())
+    pub async fn send_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        wait::send_all(buf, |cx, rest| self.poll_send(cx, rest)).await
     }
 
     /// Shuts the send side (`shutdown(Write)`): the peer reads end of stream after everything

@@ -4,6 +4,7 @@
 //! all calls of these.
 
 use std::fmt;
+use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
@@ -278,6 +279,18 @@ fn poll_write_once(stream: &TcpStream, cx: &mut Context<'_>, buf: &[u8]) -> Poll
             Err(error) => return Poll::Ready(Sent::Failed(error)),
         }
     }
+}
+
+/// All of `buf`, each part sent by `poll_send` (a connection's, or a write half's).
+pub(crate) async fn send_all(
+    mut buf: &[u8],
+    mut poll_send: impl FnMut(&mut Context<'_>, &[u8]) -> Poll<io::Result<usize>>,
+) -> io::Result<()> {
+    while !buf.is_empty() {
+        let sent = poll_fn(|cx| poll_send(cx, buf)).await?;
+        buf = buf.get(sent..).unwrap_or_default();
+    }
+    Ok(())
 }
 
 /// `AsyncRead::poll_read` over a `poll_recv`: what it received fills `buf`; nothing once the
