@@ -17,9 +17,16 @@ use crate::{CloseReason, Config, Lifecycle, StdClock};
 ///
 /// It owns the socket and a [`Lifecycle`]. Before each call it asks the core whether the call is
 /// permitted; after it, it reports what the operating system said; it performs exactly the
-/// actions the core emits. The socket is released (closed) exactly once: when the core emits
-/// `Close`, or, for a connection dropped while open, by the drop, as a reset with
-/// [`CloseReason::Abandoned`].
+/// actions the core emits. The socket is released (closed) exactly once, when the core emits
+/// `Close`.
+///
+/// It is a standard stream, [`Read`](std::io::Read) and [`Write`](std::io::Write): reading is
+/// [`recv`](Self::recv), writing [`send`](Self::send); [`shutdown_send`](Self::shutdown_send)
+/// ends the stream.
+///
+/// Dropped, it follows rule A1 (the crate docs' "What a drop means"): with its send side open,
+/// it is reset at once, with [`CloseReason::Abandoned`]; after its send side was shut, its
+/// lingering close goes on, on a thread of its own.
 ///
 /// - [`send`](Self::send) uses `MSG_NOSIGNAL`: a peer that went away is an `EPIPE` error, never a
 ///   `SIGPIPE` that kills the process. Calls interrupted by a signal (`EINTR`) are repeated.

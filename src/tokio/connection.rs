@@ -23,9 +23,17 @@ use crate::{CloseReason, Config, Lifecycle, StdClock};
 /// It owns a `tokio::net::TcpStream` and a [`Lifecycle`]. Before each call it asks the core
 /// whether the call is permitted; after it, it reports what the operating system said; it
 /// performs exactly the actions the core emits (`shutdown`, and linger zero through
-/// `socket2::SockRef`). The socket is released (closed) exactly once: when the core emits
-/// `Close`, or, for a connection dropped while open, by the drop, synchronously, as a reset with
-/// [`CloseReason::Abandoned`].
+/// `socket2::SockRef`). The socket is released (closed) exactly once, when the core emits
+/// `Close`.
+///
+/// It is a standard stream, [`AsyncRead`] and [`AsyncWrite`]: reading is [`recv`](Self::recv),
+/// writing [`send`](Self::send), shutting down [`shutdown_send`](Self::shutdown_send), so
+/// hyper, tokio-rustls, `tokio::io::copy` and `tokio_util`'s codecs run on it.
+///
+/// Dropped, it follows rule A1 (the crate docs' "What a drop means"): with its send side open,
+/// it is reset at once, with [`CloseReason::Abandoned`]; after its send side was shut, its
+/// lingering close goes on in a task of the current runtime (outside a runtime, it is reset,
+/// [`CloseReason::Aborted`]).
 ///
 /// - [`send`](Self::send) uses `MSG_NOSIGNAL`: a peer that went away is an `EPIPE` error, never
 ///   a `SIGPIPE`.
@@ -37,8 +45,8 @@ use crate::{CloseReason, Config, Lifecycle, StdClock};
 ///   anywhere and wakes the connection's pending wait.
 ///
 /// Every `async` method may be cancelled (its future dropped) between two awaits: nothing is
-/// lost but the wait. A cancelled [`close`](Self::close) leaves the connection closing; dropping
-/// it then resets it.
+/// lost but the wait. A cancelled [`close`](Self::close) leaves the connection closing; dropped
+/// then, its close goes on in a task (A1).
 ///
 /// # Example: the seed's client
 ///

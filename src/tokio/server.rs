@@ -146,7 +146,7 @@ impl Server {
     ///
     /// A handler's error is the connection's own affair: the connection is closed (gracefully
     /// if it is still open) and the server goes on. So is a handler's panic: the connection is
-    /// then reset, as a dropped one is.
+    /// then dropped, and closed as a dropped one is (A1).
     ///
     /// # Errors
     /// `accept` failed in a way that will not pass (the listening socket itself is broken); the
