@@ -206,6 +206,23 @@ impl Driver {
         copy
     }
 
+    /// A call's own system call failed: the error is reported (it closes the connection, unless
+    /// it was closed already) and is the call's answer. Even when the other half of a split
+    /// connection closed it first, this call answers with what it saw itself: of a peer's reset,
+    /// one call gets `ECONNRESET` and the other `EPIPE`, whichever comes first. An abort asked
+    /// for is performed first.
+    fn call_failed<W: Wake>(
+        &mut self,
+        socket: Option<&Socket>,
+        signal: &Signal<W>,
+        error: io::Error,
+    ) -> io::Error {
+        if signal.abort_requested() {
+            self.step(socket, Input::Abort);
+        }
+        self.fail_on(socket, error)
+    }
+
     /// Fails with the closing error once closed. An abort asked for through a handle is
     /// performed first, so that no call starts after it (C6).
     pub(crate) fn check_open<W: Wake>(
@@ -244,6 +261,9 @@ impl Driver {
         signal: &Signal<W>,
         received: Received,
     ) -> io::Result<usize> {
+        if let Received::Failed(error) = received {
+            return Err(self.call_failed(socket, signal, error));
+        }
         self.check_open(socket, signal)?;
         match received {
             Received::Bytes(n) => {
@@ -261,8 +281,7 @@ impl Driver {
                     self.idle_timeout.unwrap_or_default()
                 ),
             )),
-            Received::Raised => Err(self.closed_error()),
-            Received::Failed(error) => Err(self.fail_on(socket, error)),
+            Received::Raised | Received::Failed(_) => Err(self.closed_error()),
         }
     }
 
@@ -294,6 +313,9 @@ impl Driver {
         signal: &Signal<W>,
         sent: Sent,
     ) -> io::Result<usize> {
+        if let Sent::Failed(error) = sent {
+            return Err(self.call_failed(socket, signal, error));
+        }
         self.check_open(socket, signal)?;
         match sent {
             Sent::Bytes(n) => Ok(n),
@@ -307,8 +329,7 @@ impl Driver {
                 );
                 Err(self.fail_on(socket, error))
             }
-            Sent::Raised => Err(self.closed_error()),
-            Sent::Failed(error) => Err(self.fail_on(socket, error)),
+            Sent::Raised | Sent::Failed(_) => Err(self.closed_error()),
         }
     }
 

@@ -35,12 +35,26 @@ pub(crate) struct Endpoint<S: SocketLike, W: Wake> {
     socket: Option<S>,
     driver: Driver,
     signal: Arc<Signal<W>>,
-    /// What the connection lends as its descriptor once its own is released.
-    stand_in: &'static Socket,
-    finish: Finish<S, W>,
+    carried: Carried<S, W>,
     /// Handed to `finish` by the drop of its owner: a second drop cannot hand it on again.
     detached: bool,
 }
+
+/// What a connection carries, besides its socket and its core, wherever its close is finished:
+/// through a split and a reunite, and to the adapter's [`Finish`].
+pub(crate) struct Carried<S: SocketLike, W: Wake> {
+    /// What the connection lends as its descriptor once its own is released.
+    stand_in: &'static Socket,
+    finish: Finish<S, W>,
+}
+
+impl<S: SocketLike, W: Wake> Clone for Carried<S, W> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S: SocketLike, W: Wake> Copy for Carried<S, W> {}
 
 /// A connection taken apart, to be put back together: by a split (into its halves) and a
 /// reunite, or by the halves' drop (into a detached connection).
@@ -48,25 +62,35 @@ pub(crate) struct Parts<S: SocketLike, W: Wake> {
     pub(crate) socket: Option<S>,
     pub(crate) driver: Driver,
     pub(crate) signal: Arc<Signal<W>>,
-    pub(crate) stand_in: &'static Socket,
-    pub(crate) finish: Finish<S, W>,
+    pub(crate) carried: Carried<S, W>,
 }
 
 impl<S: SocketLike, W: Wake> Endpoint<S, W> {
+    /// A connection on `socket`, established (`driver`'s core says so).
+    ///
     /// # Errors
-    /// The process's [stand-in socket](sys::stand_in) could not be made (out of descriptors).
+    /// The process's [stand-in socket](sys::stand_in) could not be made (out of descriptors):
+    /// the connection is then dropped as an abandoned one, reset, and its observer told.
     pub(crate) fn new(
         socket: S,
-        driver: Driver,
+        mut driver: Driver,
         signal: Arc<Signal<W>>,
         finish: Finish<S, W>,
     ) -> io::Result<Self> {
+        let stand_in = match sys::stand_in() {
+            Ok(stand_in) => stand_in,
+            Err(error) => {
+                driver.abandon(Some(&socket.socket_ref()));
+                drop(socket);
+                driver.closed();
+                return Err(error);
+            }
+        };
         Ok(Self {
-            stand_in: sys::stand_in()?,
             socket: Some(socket),
             driver,
             signal,
-            finish,
+            carried: Carried { stand_in, finish },
             detached: false,
         })
     }
@@ -77,8 +101,7 @@ impl<S: SocketLike, W: Wake> Endpoint<S, W> {
             socket: parts.socket,
             driver: parts.driver,
             signal: parts.signal,
-            stand_in: parts.stand_in,
-            finish: parts.finish,
+            carried: parts.carried,
             detached: false,
         }
     }
@@ -86,7 +109,7 @@ impl<S: SocketLike, W: Wake> Endpoint<S, W> {
     /// Hands the connection, detached, to the adapter's [`Finish`].
     pub(crate) fn finish_detached(mut self) {
         self.detached = true;
-        (self.finish)(self);
+        (self.carried.finish)(self);
     }
 
     pub(crate) fn signal_arc(&self) -> &Arc<Signal<W>> {
@@ -142,8 +165,7 @@ impl<S: SocketLike, W: Wake> Endpoint<S, W> {
             socket: self.socket.take(),
             driver: std::mem::replace(&mut self.driver, placeholder),
             signal: Arc::clone(&self.signal),
-            stand_in: self.stand_in,
-            finish: self.finish,
+            carried: self.carried,
         }
     }
 }
@@ -194,7 +216,7 @@ impl<S: SocketLike, W: Wake> Drop for Endpoint<S, W> {
             self.step(|driver, socket, _| driver.abort(socket));
             return;
         }
-        self.step(|driver, socket, _| driver.abandon(socket));
+        self.abandon();
         if self.socket.is_some() {
             Self::from_parts(self.take_parts()).finish_detached();
         }
@@ -208,7 +230,7 @@ impl<S: SocketLike + std::os::fd::AsFd, W: Wake> std::os::fd::AsFd for Endpoint<
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         match &self.socket {
             Some(socket) => socket.as_fd(),
-            None => self.stand_in.as_fd(),
+            None => self.carried.stand_in.as_fd(),
         }
     }
 }
@@ -222,7 +244,7 @@ impl<S: SocketLike + std::os::windows::io::AsSocket, W: Wake> std::os::windows::
     fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
         match &self.socket {
             Some(socket) => socket.as_socket(),
-            None => self.stand_in.as_socket(),
+            None => self.carried.stand_in.as_socket(),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use socket2::Socket;
 
 use super::driver::Driver;
-use super::endpoint::{Endpoint, Finish, Parts};
+use super::endpoint::{Carried, Endpoint, Parts};
 use super::signal::{Signal, Wake};
 use super::steps::{SocketLike, Steps};
 use crate::{Call, CloseReason, Half};
@@ -34,8 +34,7 @@ pub(crate) struct Joint<S: SocketLike, W: Wake> {
     /// once reunited.
     socket: Option<S>,
     shared: Arc<Shared<W>>,
-    stand_in: &'static Socket,
-    finish: Finish<S, W>,
+    carried: Carried<S, W>,
 }
 
 impl<S: SocketLike, W: Wake> Joint<S, W> {
@@ -61,8 +60,7 @@ impl<S: SocketLike, W: Wake> Joint<S, W> {
             socket: self.socket.take(),
             driver,
             signal: Arc::clone(&self.shared.signal),
-            stand_in: self.stand_in,
-            finish: self.finish,
+            carried: self.carried,
         })
     }
 }
@@ -112,8 +110,7 @@ impl<S: SocketLike, W: Wake> SplitHalf<S, W> {
         let (read, write) = Half::split(Joint {
             socket: parts.socket,
             shared: Arc::clone(&shared),
-            stand_in: parts.stand_in,
-            finish: parts.finish,
+            carried: parts.carried,
         });
         (
             Self {

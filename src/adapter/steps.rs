@@ -85,6 +85,12 @@ pub(crate) trait Steps {
         self.step(|driver, socket, _| driver.abort(socket))
     }
 
+    /// What a drop means (A1), without the drop: a reset while the send side is open, or else
+    /// the lingering close begun, for the caller to finish.
+    fn abandon(&mut self) {
+        self.step(|driver, socket, _| driver.abandon(socket));
+    }
+
     /// What a finished close answers: its reason, or the OS error that ended the connection.
     fn outcome(&mut self) -> io::Result<CloseReason> {
         self.step(|driver, _, _| driver.outcome())

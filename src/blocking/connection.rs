@@ -90,7 +90,8 @@ impl Connection {
     ///
     /// # Errors
     /// Preparing the socket failed: putting it in blocking mode, or setting `SO_NOSIGPIPE`
-    /// where that is needed.
+    /// where that is needed; or no descriptor was left for the process's stand-in socket (see
+    /// `AsFd` below), made with its first connection: the connection is then reset.
     pub fn accepted(
         socket: impl Into<Socket>,
         config: Config,
@@ -266,6 +267,15 @@ impl Connection {
     /// The connection is closed, or `getsockname` failed.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.endpoint.local_addr()
+    }
+
+    /// What a drop would do (A1), done here, to its end: a reset while the send side is open;
+    /// after the send side was shut, the lingering close. For a server whose handler let go of
+    /// the connection by panicking: the server counts it until this returns.
+    pub(crate) fn close_as_dropped(&mut self) -> Option<CloseReason> {
+        self.endpoint.abandon();
+        let _ = self.close();
+        self.close_reason()
     }
 
     pub(crate) fn into_endpoint(self) -> Endpoint<Arc<Socket>, ReaderWaker> {

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant as StdInstant};
@@ -297,15 +298,24 @@ fn serve_connection(
     served: Served<AbortHandle>,
 ) {
     // Moved in first, so dropped after the connection: counted closed once its socket is
-    // released, even if the handler panics.
+    // released.
     let served = served;
     let mut connection = connection;
-    let _ = handler(&mut connection);
-    let reason = match connection.close_reason() {
-        Some(reason) => Some(reason),
-        None => connection.close().ok(),
+    let handled = panic::catch_unwind(AssertUnwindSafe(|| handler(&mut connection)));
+    let reason = match (connection.close_reason(), &handled) {
+        (Some(reason), _) => Some(reason),
+        // A handler that panicked let go of its connection: what a drop means (A1) is done
+        // here, so that the server counts the connection until its close ends (the drain too).
+        (None, Err(_)) => connection.close_as_dropped(),
+        (None, Ok(_)) => connection.close().ok(),
     };
     served.books().closed(reason);
+    if let Err(panic) = handled {
+        // The thread ends as the handler did; the connection is closed and counted by now.
+        drop(connection);
+        drop(served);
+        panic::resume_unwind(panic);
+    }
 }
 
 impl fmt::Debug for Server {

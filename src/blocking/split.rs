@@ -24,10 +24,10 @@ pub struct WriteHalf {
 impl Connection {
     /// Splits the connection for two threads: one receives, one sends (rule T1). The socket is
     /// closed once, when both halves are gone, and never while either is inside a call on it.
-    /// If by then the write half has shut the send side and the read half has read the peer's
-    /// end of stream, the close is graceful; otherwise it is a reset
-    /// ([`CloseReason::Abandoned`]). When the core closes the
-    /// connection (an error, say), either half asks the other to stop and wakes it if it is
+    /// Dropping both is dropping the connection (A1): if the write half had not shut the send
+    /// side, a reset ([`CloseReason::Abandoned`]); if it had, the lingering close, at once
+    /// graceful when the read half has read the peer's end of stream too. When the core closes
+    /// the connection (an error, say), either half asks the other to stop and wakes it if it is
     /// blocked in `recv`.
     ///
     /// ```

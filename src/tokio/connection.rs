@@ -110,7 +110,9 @@ impl Connection {
     /// server's, so that all its connections share one time.
     ///
     /// # Errors
-    /// Preparing the socket failed (only where `SO_NOSIGPIPE` must be set).
+    /// Preparing the socket failed (only where `SO_NOSIGPIPE` must be set); or no descriptor was
+    /// left for the process's stand-in socket (see [`AsFd`](std::os::fd::AsFd) below), made
+    /// with its first connection: the connection is then reset.
     pub fn accepted(
         stream: TcpStream,
         config: Config,
@@ -159,6 +161,8 @@ impl Connection {
     /// - Once closed (or aborted through a handle), the error that closed it, or
     ///   [`io::ErrorKind::NotConnected`].
     pub async fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // A call of its own: the idle deadline of an earlier one, cancelled, is not this one's.
+        self.read_timer.disarm();
         poll_fn(|cx| self.poll_recv(cx, buf)).await
     }
 
@@ -180,6 +184,8 @@ impl Connection {
     /// - Once closed (or aborted through a handle), the error that closed it, or
     ///   [`io::ErrorKind::NotConnected`].
     pub async fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // A call of its own: the idle deadline of an earlier one, cancelled, is not this one's.
+        self.write_timer.disarm();
         poll_fn(|cx| self.poll_send(cx, buf)).await
     }
 
@@ -197,6 +203,7 @@ impl Connection {
     /// # Errors
     /// As [`send`](Self::send).
     pub async fn send_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.write_timer.disarm();
         wait::send_all(buf, |cx, rest| self.poll_send(cx, rest)).await
     }
 
@@ -271,6 +278,15 @@ impl Connection {
     /// The connection is closed, or `getsockname` failed.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.endpoint.local_addr()
+    }
+
+    /// What a drop would do (A1), done here, to its end: a reset while the send side is open;
+    /// after the send side was shut, the lingering close. For a server whose handler let go of
+    /// the connection by panicking: the server counts it until this returns.
+    pub(crate) async fn close_as_dropped(&mut self) -> Option<CloseReason> {
+        self.endpoint.abandon();
+        let _ = self.close().await;
+        self.close_reason()
     }
 
     pub(crate) fn into_endpoint(self) -> Endpoint<TcpStream, Wakers> {

@@ -2,11 +2,13 @@
 //! graceful drain.
 
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant as StdInstant;
 
 use tokio::net::TcpListener;
@@ -269,20 +271,36 @@ async fn serve_connection<H>(
 ) where
     H: for<'a> Fn(&'a mut Connection) -> HandlerFuture<'a> + Send + Sync,
 {
-    {
-        let handling = handler(&mut connection);
+    let handled = {
+        let mut handling = handler(&mut connection);
+        // A panic is caught, so that the connection is closed and counted here, as below.
+        let handled = poll_fn(|cx| {
+            match panic::catch_unwind(AssertUnwindSafe(|| handling.as_mut().poll(cx))) {
+                Ok(Poll::Ready(_)) => Poll::Ready(Ok(())),
+                Ok(Poll::Pending) => Poll::Pending,
+                Err(panic) => Poll::Ready(Err(panic)),
+            }
+        });
         tokio::select! {
             biased;
-            () = abort.requested() => {}
-            _ = handling => {}
+            () = abort.requested() => Ok(()),
+            handled = handled => handled,
         }
-    }
-    let reason = match connection.close_reason() {
-        Some(reason) => Some(reason),
-        None if abort.is_requested() => Some(connection.abort()),
-        None => connection.close().await.ok(),
+    };
+    let reason = match (connection.close_reason(), &handled) {
+        (Some(reason), _) => Some(reason),
+        (None, _) if abort.is_requested() => Some(connection.abort()),
+        // A handler that panicked let go of its connection: what a drop means (A1) is done
+        // here, so that the server counts the connection until its close ends (the drain too).
+        (None, Err(_)) => connection.close_as_dropped().await,
+        (None, Ok(())) => connection.close().await.ok(),
     };
     served.books().closed(reason);
+    if let Err(panic) = handled {
+        // The task ends as the handler did; the connection is closed and counted by now.
+        drop(connection);
+        panic::resume_unwind(panic);
+    }
 }
 
 /// Returns once a drain is requested.

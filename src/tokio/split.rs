@@ -30,11 +30,11 @@ pub struct WriteHalf {
 impl Connection {
     /// Splits the connection for two tasks: one receives, one sends (rule T1). Both share the
     /// core behind a lock that is never held across an `.await`. The socket is closed once, when
-    /// both halves are gone, and so never while either is inside a call on it. If by then the
-    /// write half has shut the send side and the read half has read the peer's end of stream,
-    /// the close is graceful; otherwise it is a reset ([`CloseReason::Abandoned`]). When the core
-    /// closes the connection (an error, an abort), the other half's pending wait returns and no
-    /// further call starts.
+    /// both halves are gone, and so never while either is inside a call on it. Dropping both is
+    /// dropping the connection (A1): if the write half had not shut the send side, a reset
+    /// ([`CloseReason::Abandoned`]); if it had, the lingering close, at once graceful when the
+    /// read half has read the peer's end of stream too. When the core closes the connection (an
+    /// error, an abort), the other half's pending wait returns and no further call starts.
     ///
     /// ```
     /// use socket_lifecycle::{Config, tokio::Connection};
@@ -117,6 +117,8 @@ impl ReadHalf {
     /// # Errors
     /// As [`Connection::recv`].
     pub async fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // A call of its own: the idle deadline of an earlier one, cancelled, is not this one's.
+        self.timer.disarm();
         poll_fn(|cx| self.poll_recv(cx, buf)).await
     }
 
@@ -150,6 +152,8 @@ impl WriteHalf {
     /// # Errors
     /// As [`Connection::send`].
     pub async fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // A call of its own: the idle deadline of an earlier one, cancelled, is not this one's.
+        self.timer.disarm();
         poll_fn(|cx| self.poll_send(cx, buf)).await
     }
 
@@ -171,6 +175,7 @@ impl WriteHalf {
     /// # Errors
     /// As [`Connection::send`].
     pub async fn send_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.timer.disarm();
         wait::send_all(buf, |cx, rest| self.poll_send(cx, rest)).await
     }
 

@@ -80,6 +80,9 @@ impl fmt::Debug for WakerSlot {
 /// A deadline of one direction's wait: the idle timeout from the first poll of a wait that has
 /// not made progress, or the linger deadline the core gives. The `Sleep` is made on first use
 /// and then reset, never made again.
+///
+/// In `poll` form the idle clock runs from the first `Pending` poll until a poll makes
+/// progress, across polls abandoned between; each `async` call starts a clock of its own.
 #[derive(Debug, Default)]
 pub(crate) struct Timer {
     sleep: Option<Pin<Box<Sleep>>>,
@@ -130,8 +133,9 @@ impl Timer {
         }
     }
 
-    /// The wait made progress (or ended): the next one starts its own deadline.
-    fn disarm(&mut self) {
+    /// The wait made progress (or ended), or a new call begins: the next wait starts its own
+    /// deadline.
+    pub(crate) fn disarm(&mut self) {
         self.armed = false;
     }
 }
@@ -293,13 +297,19 @@ pub(crate) async fn send_all(
     Ok(())
 }
 
+/// The most one `poll_read` reads at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// `AsyncRead::poll_read` over a `poll_recv`: what it received fills `buf`; nothing once the
 /// peer's end of stream has come.
 pub(crate) fn fill(
     buf: &mut ReadBuf<'_>,
     recv: impl FnOnce(&mut [u8]) -> Poll<io::Result<usize>>,
 ) -> Poll<io::Result<()>> {
-    let received = ready!(recv(buf.initialize_unfilled()))?;
+    // Zeroed before each read, so bounded: a caller's fresh, uninitialised buffer of megabytes
+    // would cost its whole size on every poll.
+    let room = buf.remaining().min(READ_CHUNK);
+    let received = ready!(recv(buf.initialize_unfilled_to(room)))?;
     buf.advance(received);
     Poll::Ready(Ok(()))
 }
