@@ -4,13 +4,11 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use socket2::SockRef;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::wait::{self, Timer, Wakers};
@@ -26,7 +24,7 @@ use crate::{CloseReason, Config, Lifecycle, StdClock};
 /// `socket2::SockRef`). The socket is released (closed) exactly once, when the core emits
 /// `Close`.
 ///
-/// It is a standard stream, [`AsyncRead`] and [`AsyncWrite`]: reading is [`recv`](Self::recv),
+/// It is a standard stream, [`AsyncRead`](tokio::io::AsyncRead) and [`AsyncWrite`](tokio::io::AsyncWrite): reading is [`recv`](Self::recv),
 /// writing [`send`](Self::send), shutting down [`shutdown_send`](Self::shutdown_send), so
 /// hyper, tokio-rustls, `tokio::io::copy` and `tokio_util`'s codecs run on it.
 ///
@@ -294,40 +292,8 @@ impl Connection {
     }
 }
 
-/// Reading is [`recv`](Connection::recv): bytes, or nothing filled once the peer's end of stream
-/// has come. An OS error closes the connection and is returned; so is the error of a connection
-/// already closed.
-impl AsyncRead for Connection {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        wait::fill(buf, |unfilled| this.poll_recv(cx, unfilled))
-    }
-}
-
-/// Writing is [`send`](Connection::send) (`MSG_NOSIGNAL`); shutting down is
-/// [`shutdown_send`](Connection::shutdown_send), the seed's `shutdown(SD_SEND)`: receiving goes
-/// on. Flushing has nothing to do: every byte a write returned for is the kernel's already.
-impl AsyncWrite for Connection {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut().poll_send(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.get_mut().shutdown_send())
-    }
-}
+super::wait::impl_async_read!(Connection);
+super::wait::impl_async_write!(Connection);
 
 crate::adapter::impl_as_socket!(Connection);
 

@@ -3,11 +3,9 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::wait::{self, Timer, Wakers};
@@ -15,13 +13,13 @@ use super::{AbortHandle, Connection};
 use crate::CloseReason;
 use crate::adapter::SplitHalf;
 
-/// The receiving half of a [split](Connection::split) connection: [`AsyncRead`].
+/// The receiving half of a [split](Connection::split) connection: [`AsyncRead`](tokio::io::AsyncRead).
 pub struct ReadHalf {
     half: SplitHalf<TcpStream, Wakers>,
     timer: Timer,
 }
 
-/// The sending half of a [split](Connection::split) connection: [`AsyncWrite`].
+/// The sending half of a [split](Connection::split) connection: [`AsyncWrite`](tokio::io::AsyncWrite).
 pub struct WriteHalf {
     half: SplitHalf<TcpStream, Wakers>,
     timer: Timer,
@@ -198,37 +196,8 @@ impl WriteHalf {
     }
 }
 
-/// Reading is [`recv`](ReadHalf::recv), as for a whole [`Connection`].
-impl AsyncRead for ReadHalf {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        wait::fill(buf, |unfilled| this.poll_recv(cx, unfilled))
-    }
-}
-
-/// Writing is [`send`](WriteHalf::send), shutting down is
-/// [`shutdown_send`](WriteHalf::shutdown_send), as for a whole [`Connection`].
-impl AsyncWrite for WriteHalf {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut().poll_send(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.get_mut().shutdown_send())
-    }
-}
+super::wait::impl_async_read!(ReadHalf);
+super::wait::impl_async_write!(WriteHalf);
 
 /// Two halves given to [`ReadHalf::reunite`] that are not the halves of one connection, given
 /// back.

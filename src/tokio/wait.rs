@@ -341,3 +341,57 @@ pub(crate) fn timer_of(clock: StdClock, deadline: Instant) -> TokioInstant {
         .or_else(|| TokioInstant::now().checked_add(Duration::from_secs(365 * 24 * 3600)))
         .unwrap_or_else(TokioInstant::now)
 }
+
+/// `tokio::io::AsyncRead` for a type with `poll_recv` (a connection, a read half).
+macro_rules! impl_async_read {
+    ($type:ty) => {
+        /// Reading is `recv`: bytes, or nothing filled once the peer's end of stream has come.
+        /// An OS error closes the connection and is returned; so is the error of a connection
+        /// already closed.
+        impl ::tokio::io::AsyncRead for $type {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut ::tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                let this = self.get_mut();
+                $crate::tokio::wait::fill(buf, |unfilled| this.poll_recv(cx, unfilled))
+            }
+        }
+    };
+}
+pub(crate) use impl_async_read;
+
+/// `tokio::io::AsyncWrite` for a type with `poll_send` and `shutdown_send` (a connection, a
+/// write half).
+macro_rules! impl_async_write {
+    ($type:ty) => {
+        /// Writing is `send` (`MSG_NOSIGNAL`); shutting down is `shutdown_send`, the seed's
+        /// `shutdown(SD_SEND)`: receiving goes on. Flushing has nothing to do: every byte a
+        /// write returned for is the kernel's already.
+        impl ::tokio::io::AsyncWrite for $type {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.get_mut().poll_send(cx, buf)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(self.get_mut().shutdown_send())
+            }
+        }
+    };
+}
+pub(crate) use impl_async_write;
