@@ -169,6 +169,9 @@ fn s2_exchange<A: Adapter>(
     let log = Log::default();
     let server_log = log.clone();
     let (closed, server_closed) = mpsc::channel();
+    // The plain close resets at once; before the client has shut its send side, that reset
+    // would fail the client's `shutdown` instead of testing what the client receives.
+    let (client_shut, wait_for_client_shut) = mpsc::channel::<()>();
     let server = thread::spawn(move || -> io::Result<Option<CloseReason>> {
         let (stream, _) = listener.accept()?;
         let socket = Socket::from(stream);
@@ -188,6 +191,7 @@ fn s2_exchange<A: Adapter>(
             let mut stream = TcpStream::from(socket);
             stream.read_exact(&mut one)?;
             stream.write_all(&reply)?;
+            let _ = wait_for_client_shut.recv_timeout(HANG);
             drop(stream);
             None
         };
@@ -209,6 +213,7 @@ fn s2_exchange<A: Adapter>(
     client
         .shutdown(Shutdown::Write)
         .expect("S2: shutting the client's send side");
+    let _ = client_shut.send(());
     server_closed
         .recv_timeout(HANG)
         .expect("S2: the server closes");
