@@ -349,12 +349,9 @@ kept.close()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hyper_http1_on_the_server_closes_gracefully_after_connection_close_and_after_keep_alive() {
     within("hyper", async {
-        let server = Server::bind(
-            "127.0.0.1:0".parse().expect("an address"),
-            ServerConfig::default(),
-        )
-        .await
-        .expect("bind");
+        let server = Server::bind("127.0.0.1:0", ServerConfig::default())
+            .await
+            .expect("bind");
         let port = server.local_addr().port();
         let drain = server.drain_handle();
         let closes = Closes::default();

@@ -6,11 +6,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant as StdInstant};
 
-use super::sys;
+use super::{Event, Observer, sys};
 use crate::{
     CloseReason, Config, DrainOutcome, DrainTracker, Instant, IoErrorKind, Listener,
     ListenerAction, ListenerConfig, Registration, StdClock,
@@ -30,10 +29,15 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// The listen backlog.
     pub backlog: i32,
+    /// The most connections open at once (rule L4), counted from accept to the end of the
+    /// close, a lingering one included. At the cap the server stops accepting, and the kernel's
+    /// backlog holds new clients, until a connection closes. At least 1.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
-    /// Default connection and listener settings, no idle timeout, a 10 s drain, a backlog of 1024.
+    /// Default connection and listener settings, no idle timeout, a 10 s drain, a backlog of
+    /// 1024, and at most 1024 connections at once (the usual soft limit of open descriptors).
     fn default() -> Self {
         Self {
             connection: Config::default(),
@@ -41,6 +45,7 @@ impl Default for ServerConfig {
             idle_timeout: None,
             drain_timeout: Duration::from_secs(10),
             backlog: 1024,
+            max_connections: 1024,
         }
     }
 }
@@ -69,11 +74,17 @@ pub struct ServeReport {
     pub drain: Option<DrainOutcome>,
     /// From the drain request to the last connection's close.
     pub drain_time: Duration,
+    /// How many times accepting was held back at the connection cap
+    /// ([`ServerConfig::max_connections`]).
+    pub held_at_cap: u64,
+    /// How long accepting was held back at the cap, in all.
+    pub held_at_cap_time: Duration,
 }
 
 /// What ends a connection from the server's side: its abort handle.
 pub(crate) trait Abort: Send {
-    fn abort(&self);
+    /// The drain's abort, at its deadline (rule L3).
+    fn abort_for_drain(&self);
 }
 
 /// A connection accepted and counted, not yet served.
@@ -83,24 +94,34 @@ pub(crate) struct Admission {
     registration: Registration,
 }
 
-/// The server's books, shared by the accept loop and the connections.
+/// The server's books, shared by the accept loop, the connections and the drain.
 pub(crate) struct Books<H> {
     listener: Mutex<Listener>,
     /// The open connections, for the drain's aborts.
     open: Mutex<HashMap<u64, H>>,
     tracker: DrainTracker,
-    graceful: AtomicU64,
+    report: Mutex<ServeReport>,
+    max_connections: usize,
     clock: StdClock,
+    /// Called after each connection is released, for the waits on the count: the cap's and
+    /// the drain's.
+    on_release: Box<dyn Fn() + Send + Sync>,
 }
 
 impl<H: Abort> Books<H> {
-    pub(crate) fn new(clock: StdClock, config: ListenerConfig) -> Arc<Self> {
+    pub(crate) fn new(
+        clock: StdClock,
+        config: &ServerConfig,
+        on_release: impl Fn() + Send + Sync + 'static,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            listener: Mutex::new(Listener::new(clock.now(), config)),
+            listener: Mutex::new(Listener::new(clock.now(), config.listener)),
             open: Mutex::new(HashMap::new()),
             tracker: DrainTracker::new(),
-            graceful: AtomicU64::new(0),
+            report: Mutex::new(ServeReport::default()),
+            max_connections: config.max_connections.max(1),
             clock,
+            on_release: Box::new(on_release),
         })
     }
 
@@ -112,8 +133,25 @@ impl<H: Abort> Books<H> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn counts(&self) -> MutexGuard<'_, ServeReport> {
+        self.report.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub(crate) fn tracker(&self) -> &DrainTracker {
         &self.tracker
+    }
+
+    /// Whether the server holds as many connections as it may (L4): accept no more until one
+    /// is released.
+    pub(crate) fn at_cap(&self) -> bool {
+        self.tracker.open() >= self.max_connections
+    }
+
+    /// Accepting was held back at the cap for `time`.
+    pub(crate) fn held_at_cap(&self, time: Duration) {
+        let mut counts = self.counts();
+        counts.held_at_cap = counts.held_at_cap.saturating_add(1);
+        counts.held_at_cap_time = counts.held_at_cap_time.saturating_add(time);
     }
 
     /// `Some(resume)` while accepting is paused after a failed accept: wait until that deadline
@@ -129,17 +167,18 @@ impl<H: Abort> Books<H> {
 
     /// An accept returned a connection from `addr`: counted open, numbered, registered with the
     /// drain tracker. `None` once the drain has begun: the loop stops.
-    pub(crate) fn admit(&self, report: &mut ServeReport, addr: SocketAddr) -> Option<Admission> {
+    pub(crate) fn admit(&self, addr: SocketAddr) -> Option<Admission> {
         // Refused only after a stop, and the loop has stopped before any.
         let _ = self.listener().handle_accepted(self.clock.now());
         let Some(registration) = self.tracker.register() else {
             let _ = self.listener().handle_connection_closed(self.clock.now());
             return None;
         };
-        report.accepted = report.accepted.saturating_add(1);
+        let mut counts = self.counts();
+        counts.accepted = counts.accepted.saturating_add(1);
         Some(Admission {
             peer: Peer {
-                id: report.accepted,
+                id: counts.accepted,
                 addr,
             },
             registration,
@@ -151,31 +190,31 @@ impl<H: Abort> Books<H> {
     pub(crate) fn not_served(&self, admission: Admission) {
         let _ = self.listener().handle_connection_closed(self.clock.now());
         drop(admission);
+        (self.on_release)();
     }
 
     /// The admitted connection is served, and `abort` ends it for the drain. Dropping the
-    /// returned [`Served`] once the connection is closed (however its thread or task ends)
-    /// counts it closed.
+    /// returned [`Served`] once the connection is closed (however its thread or task ends, or
+    /// its close) counts it closed.
     pub(crate) fn serve(self: &Arc<Self>, admission: Admission, abort: H) -> Served<H> {
         self.open().insert(admission.peer.id, abort);
         Served {
             books: Arc::clone(self),
             id: admission.peer.id,
-            _registration: admission.registration,
+            registration: Some(admission.registration),
         }
     }
 
     /// A failed accept: counted, and accepting paused with the listener's backoff; or, if the
     /// listening socket itself is broken, the error to end `serve` with.
-    pub(crate) fn accept_failed(
-        &self,
-        report: &mut ServeReport,
-        error: io::Error,
-    ) -> io::Result<()> {
+    pub(crate) fn accept_failed(&self, error: io::Error) -> io::Result<()> {
         if sys::is_fatal_accept_error(&error) {
             return Err(error);
         }
-        report.accept_failures = report.accept_failures.saturating_add(1);
+        {
+            let mut counts = self.counts();
+            counts.accept_failures = counts.accept_failures.saturating_add(1);
+        }
         let _ = self
             .listener()
             .handle_accept_failed(self.clock.now(), IoErrorKind::of(&error));
@@ -185,7 +224,8 @@ impl<H: Abort> Books<H> {
     /// Counts a connection's close.
     pub(crate) fn closed(&self, reason: Option<CloseReason>) {
         if reason == Some(CloseReason::Graceful) {
-            self.graceful.fetch_add(1, Ordering::SeqCst);
+            let mut counts = self.counts();
+            counts.graceful = counts.graceful.saturating_add(1);
         }
     }
 
@@ -205,28 +245,21 @@ impl<H: Abort> Books<H> {
         self.listener().poll_timeout()
     }
 
-    /// The drain deadline passed: the connections still open are aborted, each once (L3).
-    /// Returns how many were aborted.
-    pub(crate) fn abort_stragglers<L>(&self, listening: &mut Option<L>) -> u64 {
+    /// The drain deadline passed: the connections still open are aborted, each once (L3),
+    /// and counted.
+    pub(crate) fn abort_stragglers<L>(&self, listening: &mut Option<L>) {
         let _ = self.listener().handle_timeout(self.clock.now());
-        self.perform(listening)
+        let aborted = self.perform(listening);
+        let mut counts = self.counts();
+        counts.aborted_by_drain = counts.aborted_by_drain.saturating_add(aborted);
     }
 
-    /// What `serve` returns once every connection has finished.
-    pub(crate) fn report(
-        &self,
-        mut report: ServeReport,
-        outcome: DrainOutcome,
-        drain_started: StdInstant,
-        fatal: Option<io::Error>,
-    ) -> io::Result<ServeReport> {
+    /// What the server did so far, with how the drain ended.
+    pub(crate) fn report(&self, outcome: DrainOutcome, drain_started: StdInstant) -> ServeReport {
+        let mut report = *self.counts();
         report.drain = Some(outcome);
         report.drain_time = drain_started.elapsed();
-        report.graceful = self.graceful.load(Ordering::SeqCst);
-        match fatal {
-            Some(error) => Err(error),
-            None => Ok(report),
-        }
+        report
     }
 
     /// Performs the listener's pending actions; returns how many connections it aborted.
@@ -241,7 +274,7 @@ impl<H: Abort> Books<H> {
                 Some(ListenerAction::Close) => drop(listening.take()),
                 Some(ListenerAction::AbortConnections { .. }) => {
                     for handle in self.open().values() {
-                        handle.abort();
+                        handle.abort_for_drain();
                         aborted = aborted.saturating_add(1);
                     }
                 }
@@ -251,12 +284,13 @@ impl<H: Abort> Books<H> {
 }
 
 /// A served connection's last act, however its thread or task ends (a handler's panic
-/// included): the server forgets it, the listener counts it closed, the drain tracker releases
-/// it. Dropped after the connection, so that it is counted closed only once it is.
+/// included), or its close: the server forgets it, the listener counts it closed, the drain
+/// tracker releases it, and whoever waits on the count is told. Dropped after the connection's
+/// socket, so that it is counted closed only once it is.
 pub(crate) struct Served<H: Abort> {
     books: Arc<Books<H>>,
     id: u64,
-    _registration: Registration,
+    registration: Option<Registration>,
 }
 
 impl<H: Abort> Served<H> {
@@ -272,6 +306,9 @@ impl<H: Abort> Drop for Served<H> {
             .books
             .listener()
             .handle_connection_closed(self.books.clock.now());
+        // Released before the waiters are told, so that they see the count without it.
+        drop(self.registration.take());
+        (self.books.on_release)();
     }
 }
 
@@ -280,5 +317,33 @@ impl<H: Abort> fmt::Debug for Served<H> {
         f.debug_struct("Served")
             .field("id", &self.id)
             .finish_non_exhaustive()
+    }
+}
+
+/// A server's connection's observer: the application's, and the books' count of the
+/// connection, released with its close however the connection ends (its lingering close
+/// finished after its owner dropped it, too).
+pub(crate) struct Tracked<H: Abort> {
+    observer: Box<dyn Observer>,
+    served: Option<Served<H>>,
+}
+
+impl<H: Abort> Tracked<H> {
+    pub(crate) fn new(observer: Box<dyn Observer>, served: Served<H>) -> Self {
+        Self {
+            observer,
+            served: Some(served),
+        }
+    }
+}
+
+impl<H: Abort + Sync> Observer for Tracked<H> {
+    fn on_event(&mut self, event: &Event<'_>) {
+        self.observer.on_event(event);
+        if let Event::Closed { reason, .. } = event {
+            if let Some(served) = self.served.take() {
+                served.books().closed(Some(*reason));
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -82,7 +82,7 @@ impl Control {
 /// use std::io::{Read, Write};
 /// use socket_lifecycle::blocking::{Server, ServerConfig};
 ///
-/// let server = Server::bind("127.0.0.1:0".parse()?, ServerConfig::default())?;
+/// let server = Server::bind("127.0.0.1:0", ServerConfig::default())?;
 /// let address = server.local_addr();
 /// let drain = server.drain_handle();
 /// let serving = std::thread::spawn(move || {
@@ -124,14 +124,36 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds and listens on `addr` (`SO_REUSEADDR` on Unix, so a restart does not wait for
-    /// `TIME_WAIT`).
+    /// Binds and listens on the first address `addrs` resolves to that can be bound
+    /// (`SO_REUSEADDR` on Unix, so a restart does not wait for `TIME_WAIT`).
     ///
     /// # Errors
-    /// The socket could not be made, bound (the port is in use: `EADDRINUSE`) or listen; the
-    /// message names the address and the OS error.
-    pub fn bind(addr: SocketAddr, config: ServerConfig) -> io::Result<Self> {
-        let socket = sys::listen(addr, config.backlog)?;
+    /// Resolving failed or gave no address; or no address could be bound (the port is in use:
+    /// `EADDRINUSE`) or listened on: the last one's error, naming the address, with the OS
+    /// error.
+    pub fn bind(addrs: impl ToSocketAddrs, config: ServerConfig) -> io::Result<Self> {
+        let mut last_error = None;
+        for addr in addrs.to_socket_addrs()? {
+            match sys::listen(addr, config.backlog) {
+                Ok(socket) => return Self::from_socket(socket, config),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on")
+        }))
+    }
+
+    /// A server on a listening socket the program already has (one handed over by the system
+    /// at start, say); `config.backlog` is not applied, the socket listens already.
+    ///
+    /// # Errors
+    /// The socket has no internet address.
+    pub fn from_std(listener: std::net::TcpListener, config: ServerConfig) -> io::Result<Self> {
+        Self::from_socket(Socket::from(listener), config)
+    }
+
+    fn from_socket(socket: Socket, config: ServerConfig) -> io::Result<Self> {
         let local_addr = socket
             .local_addr()?
             .as_socket()
@@ -198,9 +220,14 @@ impl Server {
             control,
             ..
         } = self;
-        let books = Books::new(clock, config.listener);
+        let released = Arc::clone(&control);
+        let books = Books::new(clock, &config, move || {
+            // Under the lock, so that a wait at the cap, which checks the count under it, is
+            // either before its check or already waiting.
+            drop(released.lock());
+            released.changed.notify_all();
+        });
         let handler = Arc::new(handler);
-        let mut report = ServeReport::default();
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
         // Failing, it leaves `accept` unbounded, as it is where the option is ignored.
         let _ = socket.set_read_timeout(Some(ACCEPT_RECHECK));
@@ -210,6 +237,20 @@ impl Server {
         while let Some(socket) = &listening {
             if control.lock().is_some() {
                 break;
+            }
+            if books.at_cap() {
+                // L4: the kernel's backlog holds new clients until a connection closes.
+                let held = StdInstant::now();
+                let mut requested = control.lock();
+                while requested.is_none() && books.at_cap() {
+                    requested = control
+                        .changed
+                        .wait(requested)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                drop(requested);
+                books.held_at_cap(held.elapsed());
+                continue;
             }
             if let Some(resume) = books.paused() {
                 // Paused after a failed accept: wait for the backoff deadline, or a drain.
@@ -229,7 +270,7 @@ impl Server {
                     let addr = addr
                         .as_socket()
                         .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-                    let Some(admission) = books.admit(&mut report, addr) else {
+                    let Some(admission) = books.admit(addr) else {
                         break;
                     };
                     let peer = admission.peer;
@@ -268,7 +309,7 @@ impl Server {
                 // Nobody came within the recheck: look for a drain again.
                 Err(error) if wait::is_timeout(&error) => {}
                 Err(error) => {
-                    if let Err(error) = books.accept_failed(&mut report, error) {
+                    if let Err(error) = books.accept_failed(error) {
                         fatal = Some(error);
                         break;
                     }
@@ -282,12 +323,16 @@ impl Server {
         let drain_wait = deadline.map_or(Duration::ZERO, |deadline| clock.until(deadline));
         let outcome = books.tracker().wait_timeout(drain_wait);
         if let DrainOutcome::Expired { .. } = outcome {
-            report.aborted_by_drain = books.abort_stragglers(&mut listening);
+            books.abort_stragglers(&mut listening);
         }
         for worker in workers {
             let _ = worker.join();
         }
-        books.report(report, outcome, drain_started, fatal)
+        let report = books.report(outcome, drain_started);
+        match fatal {
+            Some(error) => Err(error),
+            None => Ok(report),
+        }
     }
 }
 

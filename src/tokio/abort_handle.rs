@@ -40,7 +40,7 @@ impl AbortHandle {
 }
 
 impl Abort for AbortHandle {
-    fn abort(&self) {
+    fn abort_for_drain(&self) {
         self.signal.request_abort();
     }
 }

@@ -128,6 +128,27 @@ impl Connection {
         Ok(Self::from_endpoint(endpoint))
     }
 
+    /// A connection a server accepted, whose observer is made with its abort handle: the
+    /// server's books count it through its observer until its close.
+    pub(crate) fn accepted_by_server(
+        stream: TcpStream,
+        config: Config,
+        clock: StdClock,
+        observer: impl FnOnce(AbortHandle) -> Box<dyn Observer>,
+    ) -> io::Result<Self> {
+        let signal = Arc::new(Signal::new(Wakers::default()));
+        let observer = observer(AbortHandle::new(Arc::clone(&signal)));
+        let lifecycle = Lifecycle::accepted(clock.now(), config);
+        let driver = Driver::new(lifecycle, clock, observer);
+        if let Err(error) = sys::prepare_no_signal(&SockRef::from(&stream)) {
+            let mut endpoint = Endpoint::new(stream, driver, signal, finish_on_the_runtime)?;
+            endpoint.abort();
+            return Err(error);
+        }
+        let endpoint = Endpoint::new(stream, driver, signal, finish_on_the_runtime)?;
+        Ok(Self::from_endpoint(endpoint))
+    }
+
     pub(crate) fn from_endpoint(endpoint: Endpoint<TcpStream, Wakers>) -> Self {
         Self {
             endpoint,

@@ -1,5 +1,6 @@
-//! A tokio server on the listener lifecycle: an accept loop, a task per connection, and a
-//! graceful drain.
+//! A tokio server on the listener lifecycle: an accept loop, a task per connection, a
+//! connection cap and a drain with a deadline; or the accept half alone, for a server such as
+//! axum's or hyper's to run its own connections on.
 
 use std::fmt;
 use std::future::{Future, poll_fn};
@@ -11,39 +12,168 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant as StdInstant;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::wait::{sleep_until, timer_of};
 use super::{AbortHandle, Connection, Observer, Peer, ServeReport, ServerConfig};
-use crate::adapter::{Books, Served, sys};
+use crate::adapter::{Books, Tracked, sys};
 use crate::{DrainOutcome, StdClock};
 
 /// What a connection's handler returns: a boxed future that may borrow the connection.
 ///
 /// A handler is a closure `|connection| Box::pin(async move { ... })`, or
 /// `|connection| Box::pin(my_handler(connection))` for an `async fn my_handler(connection: &mut
-/// Connection) -> io::Result<()>`.
+/// Connection) -> io::Result<()>`. (A bound that takes such an `async fn` as it is makes every
+/// closure name its future's type instead: the boxed future is the simpler of the two.)
 pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = io::Result<()>> + Send + 'a>>;
 
-/// Starts a drain from anywhere (a task, a thread, a signal handler's task): see
-/// [`Server::drain_handle`].
+/// Makes each connection's observer, for its peer.
+type ObserverFactory = Arc<dyn Fn(Peer) -> Box<dyn Observer> + Send + Sync>;
+
+/// Starts a drain from anywhere (a task, a thread, a signal handler's task), tells handlers that
+/// one began, and waits for its end: see [`Server::drain_handle`].
 #[derive(Clone, Debug)]
 pub struct DrainHandle {
-    requested: Arc<watch::Sender<Option<StdInstant>>>,
+    shared: Arc<Shared>,
 }
 
 impl DrainHandle {
     /// Starts the drain: no more accepts; open connections have until the drain timeout to
-    /// finish, and are aborted then. Returns at once, and needs no runtime; [`Server::serve`]
-    /// returns when the drain is over. Repeating it changes nothing.
+    /// finish, and are aborted then. Returns at once, and needs no runtime;
+    /// [`Server::serve`] (or [`drained`](Self::drained)) returns when the drain is over.
+    /// Repeating it changes nothing.
     pub fn drain(&self) {
-        self.requested.send_if_modified(|requested| {
+        self.shared.requested.send_if_modified(|requested| {
             let first = requested.is_none();
             requested.get_or_insert_with(StdInstant::now);
             first
         });
+    }
+
+    /// Whether a drain has begun: a handler that checks it between messages can finish the
+    /// one it is on and shut its send side, a graceful end, instead of being aborted at the
+    /// drain deadline.
+    pub fn is_draining(&self) -> bool {
+        self.shared.requested.borrow().is_some()
+    }
+
+    /// Returns once a drain has begun (at once if it has): for a handler's `select!`, next to
+    /// its wait for the next message.
+    pub async fn draining(&self) {
+        let mut requested = self.shared.requested.subscribe();
+        // The sender lives in `shared`, which `self` holds: the wait ends only on a request.
+        let _ = requested.wait_for(Option::is_some).await;
+    }
+
+    /// Waits for the end of the drain (started by [`drain`](Self::drain), by this handle or
+    /// another): every connection the server accepted is closed, its lingering close included,
+    /// or was aborted at the drain deadline. Returns what the server did.
+    ///
+    /// A server run by another (`axum::serve`, or a loop on [`Server::accept`]) needs this
+    /// after that server has returned: connections it let go of may still be finishing their
+    /// lingering close, and a runtime that shuts down would reset them.
+    pub async fn drained(&self) -> ServeReport {
+        let mut done = self.shared.done.subscribe();
+        let report = done
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|report| *report);
+        // `shared` holds the sender, so the wait ends with a report.
+        report.unwrap_or_default()
+    }
+}
+
+/// What a server, its drain handles and its drain share.
+struct Shared {
+    requested: watch::Sender<Option<StdInstant>>,
+    books: Arc<Books<AbortHandle>>,
+    /// Bumped at each connection's release: what the waits on the count (the cap's, the
+    /// drain's) wake on.
+    releases: Arc<watch::Sender<u64>>,
+    /// The report, once the drain is over.
+    done: watch::Sender<Option<ServeReport>>,
+}
+
+impl Shared {
+    fn new(clock: StdClock, config: &ServerConfig) -> Arc<Self> {
+        let releases = Arc::new(watch::Sender::new(0_u64));
+        let released = Arc::clone(&releases);
+        let books = Books::new(clock, config, move || {
+            released.send_modify(|count| *count = count.wrapping_add(1));
+        });
+        Arc::new(Self {
+            requested: watch::Sender::new(None),
+            books,
+            releases,
+            done: watch::Sender::new(None),
+        })
+    }
+
+    fn is_draining(&self) -> bool {
+        self.requested.borrow().is_some()
+    }
+
+    /// Returns once a drain is requested.
+    async fn drain_requested(&self) {
+        let mut requested = self.requested.subscribe();
+        // The sender lives in `self`: the wait ends only on a request.
+        let _ = requested.wait_for(Option::is_some).await;
+    }
+
+    /// Returns once `done` holds for the books.
+    async fn released_until(&self, done: impl Fn(&Books<AbortHandle>) -> bool) {
+        let mut releases = self.releases.subscribe();
+        let _ = releases.wait_for(|_| done(&self.books)).await;
+    }
+
+    /// The drain, once requested: the listener's actions in its order, the wait for every
+    /// connection until the deadline, the aborts after it (L3), the wait for those; then the
+    /// report, for [`DrainHandle::drained`] too.
+    async fn drain(
+        &self,
+        config: &ServerConfig,
+        clock: StdClock,
+        listening: &mut Option<TcpListener>,
+    ) -> ServeReport {
+        self.drain_requested().await;
+        let drain_started = self.requested.borrow().unwrap_or_else(StdInstant::now);
+        let books = &self.books;
+        let deadline = books.begin_drain(config.drain_timeout, listening);
+        let all_closed = self.released_until(|books| books.tracker().open() == 0);
+        let finished = match deadline {
+            Some(deadline) => tokio::time::timeout_at(timer_of(clock, deadline), all_closed)
+                .await
+                .is_ok(),
+            None => {
+                all_closed.await;
+                true
+            }
+        };
+        let mut outcome = DrainOutcome::Drained;
+        if !finished {
+            // Counted now: the aborts release them all.
+            books.tracker().expire();
+            outcome = books.tracker().outcome().unwrap_or(outcome);
+            books.abort_stragglers(listening);
+            // Each aborted connection is reset by whatever drives it, at once.
+            self.released_until(|books| books.tracker().open() == 0)
+                .await;
+        }
+        let report = books.report(outcome, drain_started);
+        self.done.send_replace(Some(report));
+        report
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("requested", &*self.requested.borrow())
+            .field("open", &self.books.tracker().open())
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,7 +207,7 @@ impl DrainHandle {
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let server = Server::bind("127.0.0.1:0".parse()?, ServerConfig::default()).await?;
+/// let server = Server::bind("127.0.0.1:0", ServerConfig::default()).await?;
 /// let address = server.local_addr();
 /// let drain = server.drain_handle();
 /// let serving = tokio::spawn(server.serve(|connection| Box::pin(echo(connection)), |_| ()));
@@ -97,32 +227,80 @@ impl DrainHandle {
 /// # }
 /// ```
 pub struct Server {
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     local_addr: SocketAddr,
     config: ServerConfig,
     clock: StdClock,
-    requested: Arc<watch::Sender<Option<StdInstant>>>,
+    shared: Arc<Shared>,
+    observer: ObserverFactory,
+    /// Whether the drain's own task runs, for a server whose connections another runs.
+    drain_spawned: bool,
 }
 
 impl Server {
-    /// Binds and listens on `addr` (`SO_REUSEADDR` on Unix, so a restart does not wait for
-    /// `TIME_WAIT`). Call it within a tokio runtime with I/O enabled.
+    /// Binds and listens on the first address `addrs` resolves to that can be bound
+    /// (`SO_REUSEADDR` on Unix, so a restart does not wait for `TIME_WAIT`). Call it within a
+    /// tokio runtime with I/O enabled.
     ///
     /// # Errors
-    /// The socket could not be made, bound (the port is in use: `EADDRINUSE`) or listen; the
-    /// message names the address and the OS error.
-    pub async fn bind(addr: SocketAddr, config: ServerConfig) -> io::Result<Self> {
-        let socket = sys::listen(addr, config.backlog)?;
-        socket.set_nonblocking(true)?;
-        let listener = TcpListener::from_std(socket.into())?;
+    /// Resolving failed or gave no address; or no address could be bound (the port is in use:
+    /// `EADDRINUSE`) or listened on: the last one's error, naming the address, with the OS
+    /// error.
+    pub async fn bind(addrs: impl ToSocketAddrs, config: ServerConfig) -> io::Result<Self> {
+        let mut last_error = None;
+        for addr in tokio::net::lookup_host(addrs).await? {
+            match sys::listen(addr, config.backlog) {
+                Ok(socket) => {
+                    socket.set_nonblocking(true)?;
+                    return Self::from_tokio(TcpListener::from_std(socket.into())?, config);
+                }
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on")
+        }))
+    }
+
+    /// A server on a listening socket the program already has (one handed over by the system
+    /// at start, say). The socket is made non-blocking; `config.backlog` is not applied, the
+    /// socket listens already. Call it within a tokio runtime with I/O enabled.
+    ///
+    /// # Errors
+    /// The socket could not be made non-blocking or registered with the runtime, or has no
+    /// local address.
+    pub fn from_std(listener: std::net::TcpListener, config: ServerConfig) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        Self::from_tokio(TcpListener::from_std(listener)?, config)
+    }
+
+    /// A server on a tokio listener the program already has.
+    ///
+    /// # Errors
+    /// The listener has no local address.
+    pub fn from_tokio(listener: TcpListener, config: ServerConfig) -> io::Result<Self> {
         let local_addr = listener.local_addr()?;
+        let clock = StdClock::new();
         Ok(Self {
-            listener,
+            listener: Some(listener),
             local_addr,
             config,
-            clock: StdClock::new(),
-            requested: Arc::new(watch::Sender::new(None)),
+            clock,
+            shared: Shared::new(clock, &config),
+            observer: Arc::new(|_| Box::new(())),
+            drain_spawned: false,
         })
+    }
+
+    /// Gives each connection [`accept`](Self::accept) returns an [`Observer`] made for its
+    /// [`Peer`] (for [`serve`](Self::serve), its own argument does).
+    #[must_use]
+    pub fn with_observer<O: Observer + 'static>(
+        mut self,
+        observer: impl Fn(Peer) -> O + Send + Sync + 'static,
+    ) -> Self {
+        self.observer = Arc::new(move |peer| Box::new(observer(peer)));
+        self
     }
 
     /// The address the server listens on (with the port the system chose for port 0).
@@ -135,10 +313,116 @@ impl Server {
         self.clock
     }
 
-    /// A handle that starts the drain from anywhere (a Ctrl-C task, say).
+    /// A handle that starts the drain from anywhere (a Ctrl-C task, say), tells handlers that
+    /// it began, and waits for its end.
     pub fn drain_handle(&self) -> DrainHandle {
         DrainHandle {
-            requested: Arc::clone(&self.requested),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// The next connection: accepted, counted, set up with the server's settings (its idle
+    /// timeout, its observer), for a server that runs its connections itself. A failed accept
+    /// for want of descriptors (`EMFILE`, `ENFILE`) pauses accepting with the listener's
+    /// backoff, and at the connection cap ([`ServerConfig::max_connections`]) accepting waits
+    /// for a connection to close (L4); neither is returned.
+    ///
+    /// A connection is counted from here to the end of its close, wherever that is finished:
+    /// dropped after its send side was shut, as hyper leaves it, its lingering close goes on
+    /// by itself (A1). A drain ([`DrainHandle::drain`]) stops accepting; at the drain deadline
+    /// it aborts every connection still open (L3), and [`DrainHandle::drained`] returns once
+    /// all are closed. Whoever drives a connection performs its abort, at once if it waits on
+    /// the connection.
+    ///
+    /// # Errors
+    /// A drain has begun (kind [`io::ErrorKind::Other`]); or `accept` failed in a way that
+    /// will not pass (the listening socket itself is broken).
+    pub async fn accept(&mut self) -> io::Result<(Connection, SocketAddr)> {
+        self.spawn_drain();
+        let observer = Arc::clone(&self.observer);
+        self.next_connection(&|peer| observer(peer))
+            .await?
+            .ok_or_else(|| {
+                io::Error::other("the server is draining: no more connections are accepted")
+            })
+    }
+
+    /// Runs the drain in a task of its own, once: for connections this server does not run.
+    fn spawn_drain(&mut self) {
+        if std::mem::replace(&mut self.drain_spawned, true) {
+            return;
+        }
+        let shared = Arc::clone(&self.shared);
+        let config = self.config;
+        let clock = self.clock;
+        // The listening socket stays with the server, whose owner stops accepting on the drain
+        // and drops it.
+        tokio::spawn(async move { shared.drain(&config, clock, &mut None).await });
+    }
+
+    /// The next connection, or `None` once a drain is requested.
+    async fn next_connection(
+        &mut self,
+        observer: &(impl Fn(Peer) -> Box<dyn Observer> + Sync),
+    ) -> io::Result<Option<(Connection, SocketAddr)>> {
+        let shared = &*self.shared;
+        let books = &shared.books;
+        let clock = self.clock;
+        let config = self.config;
+        let Some(listener) = &self.listener else {
+            return Ok(None);
+        };
+        loop {
+            if shared.is_draining() {
+                return Ok(None);
+            }
+            if books.at_cap() {
+                // L4: the kernel's backlog holds new clients until a connection closes.
+                let held = StdInstant::now();
+                tokio::select! {
+                    biased;
+                    () = shared.drain_requested() => return Ok(None),
+                    () = shared.released_until(|books| !books.at_cap()) => {}
+                }
+                books.held_at_cap(held.elapsed());
+                continue;
+            }
+            if let Some(resume) = books.paused() {
+                // Paused after a failed accept: wait for the backoff deadline, or a drain.
+                tokio::select! {
+                    biased;
+                    () = shared.drain_requested() => return Ok(None),
+                    () = sleep_until(resume.map(|at| timer_of(clock, at))) => {}
+                }
+                books.resume();
+                continue;
+            }
+            let accepted = tokio::select! {
+                biased;
+                () = shared.drain_requested() => return Ok(None),
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, addr) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    books.accept_failed(error)?;
+                    continue;
+                }
+            };
+            let Some(admission) = books.admit(addr) else {
+                return Ok(None);
+            };
+            let peer = admission.peer;
+            let connection =
+                Connection::accepted_by_server(stream, config.connection, clock, |abort| {
+                    Box::new(Tracked::new(observer(peer), books.serve(admission, abort)))
+                });
+            // One that could not be set up as promised was reset, and its observer released
+            // it from the books.
+            if let Ok(mut connection) = connection {
+                connection.set_idle_timeout(config.idle_timeout);
+                return Ok(Some((connection, addr)));
+            }
         }
     }
 
@@ -148,132 +432,61 @@ impl Server {
     ///
     /// A handler's error is the connection's own affair: the connection is closed (gracefully
     /// if it is still open) and the server goes on. So is a handler's panic: the connection is
-    /// then dropped, and closed as a dropped one is (A1).
+    /// then dropped, and closed as a dropped one is (A1). A handler that should end early on a
+    /// drain watches a [`DrainHandle`] ([`draining`](DrainHandle::draining)).
     ///
     /// # Errors
     /// `accept` failed in a way that will not pass (the listening socket itself is broken); the
     /// open connections are drained first.
-    pub async fn serve<H, O, F>(self, handler: H, observer: F) -> io::Result<ServeReport>
+    pub async fn serve<H, O, F>(mut self, handler: H, observer: F) -> io::Result<ServeReport>
     where
         H: for<'a> Fn(&'a mut Connection) -> HandlerFuture<'a> + Send + Sync + 'static,
         O: Observer + 'static,
-        F: Fn(Peer) -> O,
+        F: Fn(Peer) -> O + Send + Sync,
     {
-        let Self {
-            listener,
-            config,
-            clock,
-            requested,
-            ..
-        } = self;
-        let books = Books::new(clock, config.listener);
         let handler = Arc::new(handler);
-        let mut drain = requested.subscribe();
-        let mut report = ServeReport::default();
+        let observer = move |peer| -> Box<dyn Observer> { Box::new(observer(peer)) };
         let mut tasks = JoinSet::new();
-        let mut listening = Some(listener);
         let mut fatal = None;
-
-        while let Some(listener) = &listening {
-            if drain.borrow().is_some() {
-                break;
-            }
+        loop {
             while tasks.try_join_next().is_some() {}
-            if let Some(resume) = books.paused() {
-                // Paused after a failed accept: wait for the backoff deadline, or a drain.
-                tokio::select! {
-                    biased;
-                    () = drain_requested(&mut drain) => break,
-                    () = sleep_until(resume.map(|at| timer_of(clock, at))) => {}
-                }
-                books.resume();
-                continue;
-            }
-            let accepted = tokio::select! {
-                biased;
-                () = drain_requested(&mut drain) => break,
-                accepted = listener.accept() => accepted,
-            };
-            match accepted {
-                Ok((stream, addr)) => {
-                    let Some(admission) = books.admit(&mut report, addr) else {
-                        break;
-                    };
-                    let peer = admission.peer;
-                    let connection = match Connection::accepted(
-                        stream,
-                        config.connection,
-                        clock,
-                        observer(peer),
-                    ) {
-                        Ok(mut connection) => {
-                            connection.set_idle_timeout(config.idle_timeout);
-                            connection
-                        }
-                        Err(_) => {
-                            // Dropped, and so reset: it could not be set up as promised.
-                            books.not_served(admission);
-                            continue;
-                        }
-                    };
-                    let abort = connection.abort_handle();
-                    let served = books.serve(admission, abort.clone());
+            match self.next_connection(&observer).await {
+                Ok(Some((connection, _))) => {
                     let handler = Arc::clone(&handler);
-                    tasks.spawn(async move {
-                        // Dropped last, also if the handler panics: the connection is counted
-                        // closed only once it is.
-                        let served = served;
-                        serve_connection(connection, &*handler, abort, &served).await;
-                    });
+                    tasks.spawn(serve_connection(connection, handler));
                 }
+                Ok(None) => break,
                 Err(error) => {
-                    if let Err(error) = books.accept_failed(&mut report, error) {
-                        fatal = Some(error);
-                        break;
-                    }
+                    fatal = Some(error);
+                    // The drain follows, as if asked for.
+                    self.drain_handle().drain();
+                    break;
                 }
             }
         }
-
-        // The drain: the listener's actions, in its order.
-        let drain_started = drain.borrow().unwrap_or_else(StdInstant::now);
-        let deadline = books.begin_drain(config.drain_timeout, &mut listening);
-        let finished = match deadline {
-            Some(deadline) => {
-                tokio::time::timeout_at(timer_of(clock, deadline), join_all(&mut tasks))
-                    .await
-                    .is_ok()
-            }
-            None => {
-                join_all(&mut tasks).await;
-                true
-            }
-        };
-        let mut outcome = DrainOutcome::Drained;
-        if !finished {
-            // Counted now: the aborts release them all.
-            books.tracker().expire();
-            outcome = books.tracker().outcome().unwrap_or(outcome);
-            report.aborted_by_drain = books.abort_stragglers(&mut listening);
-            // Each aborted task resets its connection and ends at once.
-            join_all(&mut tasks).await;
+        let mut listening = self.listener.take();
+        let report = self
+            .shared
+            .drain(&self.config, self.clock, &mut listening)
+            .await;
+        // Each task has closed its connection by now; what is left is the handler's return.
+        while tasks.join_next().await.is_some() {}
+        match fatal {
+            Some(error) => Err(error),
+            None => Ok(report),
         }
-        books.report(report, outcome, drain_started, fatal)
     }
 }
 
 /// One connection's task: the handler, cut short by an abort, then the close it did not make.
-async fn serve_connection<H>(
-    mut connection: Connection,
-    handler: &H,
-    abort: AbortHandle,
-    served: &Served<AbortHandle>,
-) where
+async fn serve_connection<H>(mut connection: Connection, handler: Arc<H>)
+where
     H: for<'a> Fn(&'a mut Connection) -> HandlerFuture<'a> + Send + Sync,
 {
+    let abort = connection.abort_handle();
     let handled = {
         let mut handling = handler(&mut connection);
-        // A panic is caught, so that the connection is closed and counted here, as below.
+        // A panic is caught, so that the connection is closed here, as below.
         let handled = poll_fn(|cx| {
             match panic::catch_unwind(AssertUnwindSafe(|| handling.as_mut().poll(cx))) {
                 Ok(Poll::Ready(_)) => Poll::Ready(Ok(())),
@@ -287,15 +500,17 @@ async fn serve_connection<H>(
             handled = handled => handled,
         }
     };
-    let reason = match (connection.close_reason(), &handled) {
-        (Some(reason), _) => Some(reason),
-        (None, _) if abort.is_requested() => Some(connection.abort()),
-        // A handler that panicked let go of its connection: what a drop means (A1) is done
-        // here, so that the server counts the connection until its close ends (the drain too).
-        (None, Err(_)) => connection.close_as_dropped().await,
-        (None, Ok(())) => connection.close().await.ok(),
-    };
-    served.books().closed(reason);
+    if connection.close_reason().is_none() {
+        if abort.is_requested() {
+            connection.abort();
+        } else if handled.is_err() {
+            // A handler that panicked let go of its connection: what a drop means (A1) is
+            // done here, in the task the drain waits for.
+            let _ = connection.close_as_dropped().await;
+        } else {
+            let _ = connection.close().await;
+        }
+    }
     if let Err(panic) = handled {
         // The task ends as the handler did; the connection is closed and counted by now.
         drop(connection);
@@ -303,15 +518,51 @@ async fn serve_connection<H>(
     }
 }
 
-/// Returns once a drain is requested.
-async fn drain_requested(drain: &mut watch::Receiver<Option<StdInstant>>) {
-    // The sender lives as long as `serve`, so the wait ends only on a request.
-    let _ = drain.wait_for(Option::is_some).await;
-}
+/// The accept half of the server for `axum::serve` (feature `axum`): each connection is a
+/// [`Connection`], with the lingering close, a close reason and the drain.
+///
+/// ```no_run
+/// # async fn run() -> std::io::Result<()> {
+/// use socket_lifecycle::tokio::{Server, ServerConfig};
+///
+/// let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+/// let server = Server::bind("127.0.0.1:3000", ServerConfig::default()).await?;
+/// let drain = server.drain_handle();
+/// let on_signal = drain.clone();
+/// axum::serve(server, app)
+///     .with_graceful_shutdown(async move {
+///         let _ = tokio::signal::ctrl_c().await;
+///         // axum stops accepting and asks each connection to finish; at the drain deadline,
+///         // those still open are aborted, and `axum::serve` returns.
+///         on_signal.drain();
+///     })
+///     .await?;
+/// // Connections hyper let go of may still be in their lingering close.
+/// let report = drain.drained().await;
+/// println!("{} served, {} aborted by the drain", report.accepted, report.aborted_by_drain);
+/// # Ok(())
+/// # }
+/// ```
+#[cfg(feature = "axum")]
+impl axum::serve::Listener for Server {
+    type Io = Connection;
+    type Addr = SocketAddr;
 
-/// Waits for every connection task.
-async fn join_all(tasks: &mut JoinSet<()>) {
-    while tasks.join_next().await.is_some() {}
+    async fn accept(&mut self) -> (Connection, SocketAddr) {
+        loop {
+            match Server::accept(self).await {
+                Ok(accepted) => return accepted,
+                // axum stops asking once its shutdown signal has come; until then, nothing.
+                Err(_) if self.shared.is_draining() => std::future::pending().await,
+                // The listening socket is broken: the listener's backoff, and again.
+                Err(_) => tokio::time::sleep(self.config.listener.accept_backoff_max()).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.local_addr)
+    }
 }
 
 impl fmt::Debug for Server {

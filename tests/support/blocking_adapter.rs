@@ -46,8 +46,7 @@ impl Adapter for Blocking {
     where
         H: for<'a> Fn(&'a mut Self::Connection) -> Handled<'a> + Send + Sync + 'static,
     {
-        let server = Server::bind("127.0.0.1:0".parse().expect("an address"), config)
-            .expect("binding 127.0.0.1:0");
+        let server = Server::bind("127.0.0.1:0", config).expect("binding 127.0.0.1:0");
         let addr = server.local_addr();
         let drain = server.drain_handle();
         let log = Log::default();

@@ -51,7 +51,7 @@ impl Adapter for Tokio {
         thread::spawn(move || {
             let runtime = runtime();
             runtime.block_on(async move {
-                let server = Server::bind("127.0.0.1:0".parse().expect("an address"), config)
+                let server = Server::bind("127.0.0.1:0", config)
                     .await
                     .expect("binding 127.0.0.1:0");
                 let _ = started.send((server.local_addr(), server.drain_handle()));
