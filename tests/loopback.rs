@@ -1,4 +1,4 @@
-//! The contract's real-socket scenarios S1-S6, S9 and S10, on loopback, with deadlines shortened
+//! The contract's real-socket scenarios S1-S6, S9 and S10, and the servers' L3 and L4, on loopback, with deadlines shortened
 //! to hundreds of milliseconds and generous tolerances. Each scenario is written once, over the
 //! tests' adapter interface, and runs through each adapter: `blocking::s1_...` and, with the
 //! `tokio` feature, `tokio::s1_...`.
@@ -44,6 +44,11 @@ for_each_adapter! {
     s6_send_after_peer_gone_is_an_error_never_a_crash,
     s9_drain_serves_well_behaved_clients_and_aborts_stragglers_at_the_deadline,
     s10_refused_unresolvable_and_in_use_give_clear_errors_and_leave_nothing_open,
+    l4_at_the_cap_the_server_accepts_no_more_until_a_connection_closes;
+    blocking only:
+    l3_a_blocking_handler_that_checks_the_drain_finishes_gracefully_before_the_deadline;
+    tokio only:
+    l3_a_tokio_handler_that_awaits_the_drain_finishes_gracefully_before_the_deadline,
 }
 
 fn config(total_ms: u64, idle_ms: u64) -> Config {
@@ -929,4 +934,215 @@ fn s10_refused_unresolvable_and_in_use_give_clear_errors_and_leave_nothing_open<
     drop(taken);
     eprintln!("S10 summary: connections 0 (3 failures), bytes lost n/a");
     assert_no_leak("S10", before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// L4: the connection cap.
+
+/// How long a test lets other work get into a blocking call (or an await) before it looks.
+const SETTLE: Duration = Duration::from_millis(100);
+
+fn l4_at_the_cap_the_server_accepts_no_more_until_a_connection_closes<A: Adapter>() {
+    let _serial = serial();
+    let before = A::baseline();
+    let server = A::serve(
+        ServerConfig {
+            max_connections: 2,
+            ..ServerConfig::default()
+        },
+        |connection| {
+            Box::pin(async move {
+                connection.send_all(b"+").await?; // accepted: its handler runs
+                echo(connection).await
+            })
+        },
+    );
+    let connect = || {
+        let stream = TcpStream::connect(server.addr).expect("L4: connecting");
+        stream
+            .set_read_timeout(Some(HANG))
+            .expect("L4: read timeout");
+        stream
+    };
+    let accepted = |stream: &mut TcpStream| {
+        let mut plus = [0];
+        stream.read_exact(&mut plus).is_ok()
+    };
+    let mut first = connect();
+    let mut second = connect();
+    assert!(accepted(&mut first), "L4: the first connection is served");
+    assert!(accepted(&mut second), "L4: the second connection is served");
+    // The third waits in the kernel's backlog: its handshake is done, its handler not run.
+    let mut third = connect();
+    third
+        .set_read_timeout(Some(SETTLE * 5))
+        .expect("L4: read timeout");
+    assert!(
+        !accepted(&mut third),
+        "L4 violated: a third connection was served with the cap at 2"
+    );
+
+    // One closes: the third is served.
+    first.shutdown(Shutdown::Write).expect("L4: shutdown");
+    assert!(
+        matches!(first.read(&mut [0; 16]), Ok(0)),
+        "L4: the echo's end"
+    );
+    drop(first);
+    third
+        .set_read_timeout(Some(HANG))
+        .expect("L4: read timeout");
+    assert!(
+        accepted(&mut third),
+        "L4 violated: the third connection was not served once one closed"
+    );
+    for mut stream in [second, third] {
+        stream.shutdown(Shutdown::Write).expect("L4: shutdown");
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).expect("L4: the echo's end");
+    }
+    let report = server.finish("L4");
+    eprintln!("L4: {report:?}");
+    assert_eq!(report.accepted, 3, "L4: {report:?}");
+    assert!(
+        report.held_at_cap >= 1,
+        "L4: the report counts the hold at the cap: {report:?}"
+    );
+    assert_eq!(report.graceful, 3, "L4: every close graceful: {report:?}");
+    assert_no_leak("L4", before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// L3: a handler told of the drain ends gracefully, before the deadline.
+
+/// How long these drains wait before they abort: long enough that a drain over well before it
+/// was ended by the handler, not by the deadline.
+const LONG_DRAIN: Duration = Duration::from_secs(30);
+
+/// The client of a handler that streams ticks until the drain: it reads to the end of stream,
+/// then closes. Whether the stream ended cleanly, and how many ticks came.
+fn read_ticks(address: std::net::SocketAddr) -> thread::JoinHandle<(bool, usize)> {
+    let mut stream = TcpStream::connect(address).expect("L3: connecting");
+    stream
+        .set_read_timeout(Some(HANG))
+        .expect("L3: read timeout");
+    let mut first = [0; 5];
+    stream.read_exact(&mut first).expect("L3: the first tick");
+    thread::spawn(move || {
+        let mut rest = Vec::new();
+        let ended = stream.read_to_end(&mut rest).is_ok();
+        (ended, 1 + rest.len() / 5)
+    })
+}
+
+/// The drain's checks: the server returned long before the deadline, with the connection
+/// closed gracefully by its handler, none aborted.
+fn assert_handler_finished(report: socket_lifecycle::blocking::ServeReport, ticks: (bool, usize)) {
+    eprintln!("L3: {report:?}, client: {ticks:?}");
+    assert!(
+        ticks.0,
+        "L3 violated: the client's stream did not end cleanly"
+    );
+    assert_eq!(report.aborted_by_drain, 0, "L3 violated: {report:?}");
+    assert_eq!(report.graceful, 1, "L3 violated: {report:?}");
+    assert!(
+        report.drain_time < LONG_DRAIN / 2,
+        "L3 violated: the drain waited {:?}, as if the handler had not been told",
+        report.drain_time
+    );
+}
+
+fn l3_a_blocking_handler_that_checks_the_drain_finishes_gracefully_before_the_deadline() {
+    use socket_lifecycle::blocking::Server;
+    let _serial = serial();
+    let before = support::Blocking::baseline();
+    let server = Server::bind(
+        "127.0.0.1:0",
+        ServerConfig {
+            drain_timeout: LONG_DRAIN,
+            ..ServerConfig::default()
+        },
+    )
+    .expect("L3: bind");
+    let address = server.local_addr();
+    let drain = server.drain_handle();
+    let told = drain.clone();
+    let serving = thread::spawn(move || {
+        server.serve(
+            move |connection| {
+                // The message in progress is finished; then the send side is shut.
+                while !told.is_draining() {
+                    connection.send_all(b"tick\n")?;
+                    thread::sleep(SETTLE / 5);
+                }
+                connection.shutdown_send()
+            },
+            |_| (),
+        )
+    });
+    let client = read_ticks(address);
+    thread::sleep(SETTLE);
+    drain.drain();
+    let report = serving
+        .join()
+        .expect("L3: the server returns")
+        .expect("L3: serve");
+    assert_handler_finished(report, client.join().expect("L3: the client"));
+    assert_no_leak("L3", before);
+}
+
+#[cfg(feature = "tokio")]
+fn l3_a_tokio_handler_that_awaits_the_drain_finishes_gracefully_before_the_deadline() {
+    use socket_lifecycle::tokio::Server;
+    let _serial = serial();
+    let before = support::Tokio::baseline();
+    let runtime = ::tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (report, client) = runtime.block_on(async {
+        let server = Server::bind(
+            "127.0.0.1:0",
+            ServerConfig {
+                drain_timeout: LONG_DRAIN,
+                ..ServerConfig::default()
+            },
+        )
+        .await
+        .expect("L3: bind");
+        let address = server.local_addr();
+        let drain = server.drain_handle();
+        let told = drain.clone();
+        let serving = ::tokio::spawn(server.serve(
+            move |connection| {
+                let told = told.clone();
+                Box::pin(async move {
+                    loop {
+                        // The message in progress is finished; then the send side is shut.
+                        connection.send_all(b"tick\n").await?;
+                        ::tokio::select! {
+                            () = told.draining() => break,
+                            () = ::tokio::time::sleep(SETTLE / 5) => {}
+                        }
+                    }
+                    connection.shutdown_send()
+                })
+            },
+            |_| (),
+        ));
+        let client = ::tokio::task::spawn_blocking(move || read_ticks(address))
+            .await
+            .expect("L3: the client starts");
+        ::tokio::time::sleep(SETTLE).await;
+        drain.drain();
+        let report = serving
+            .await
+            .expect("L3: the server task")
+            .expect("L3: serve");
+        (report, client)
+    });
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    assert_handler_finished(report, client.join().expect("L3: the client"));
+    assert_no_leak("L3", before);
 }

@@ -52,6 +52,15 @@ impl DrainHandle {
     }
 }
 
+impl DrainHandle {
+    /// Whether a drain has begun: a handler that checks it between messages can finish the
+    /// one it is on and shut its send side, a graceful end, instead of being aborted at the
+    /// drain deadline.
+    pub fn is_draining(&self) -> bool {
+        self.control.lock().is_some()
+    }
+}
+
 /// When the drain was requested, shared by the handles and the accept loop.
 #[derive(Debug, Default)]
 struct Control {
