@@ -3,10 +3,12 @@
 //! server serving on a thread of its own, an observer that records closes with their times,
 //! descriptor counts, and test data.
 
-#![allow(dead_code, unused_imports)] // each test file uses a part of it
+#![allow(dead_code, unused_imports, unused_macros)] // each test file uses a part of it
 
 mod adapter;
 mod blocking_adapter;
+#[cfg(feature = "tokio")]
+pub mod http;
 #[cfg(feature = "tokio")]
 mod tokio_adapter;
 
