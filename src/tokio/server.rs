@@ -334,6 +334,62 @@ impl Server {
     /// all are closed. Whoever drives a connection performs its abort, at once if it waits on
     /// the connection.
     ///
+    /// hyper-util's server, with its graceful shutdown, on the crate's connections:
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http_body_util::Full;
+    /// use hyper::body::Bytes;
+    /// use hyper_util::rt::{TokioExecutor, TokioIo};
+    /// use hyper_util::server::{conn::auto, graceful::GracefulShutdown};
+    /// use socket_lifecycle::tokio::{Server, ServerConfig};
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut server = Server::bind("127.0.0.1:0", ServerConfig::default()).await?;
+    /// let address = server.local_addr();
+    /// let drain = server.drain_handle();
+    /// let on_drain = drain.clone();
+    /// let serving = tokio::spawn(async move {
+    ///     let hello = hyper::service::service_fn(|_request| async {
+    ///         Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from("ok"))))
+    ///     });
+    ///     let builder = auto::Builder::new(TokioExecutor::new());
+    ///     let graceful = GracefulShutdown::new();
+    ///     loop {
+    ///         tokio::select! {
+    ///             accepted = server.accept() => {
+    ///                 let Ok((connection, _)) = accepted else { break };
+    ///                 let io = TokioIo::new(connection);
+    ///                 let served = builder.serve_connection_with_upgrades(io, hello).into_owned();
+    ///                 tokio::spawn(graceful.watch(served));
+    ///             }
+    ///             () = on_drain.draining() => break,
+    ///         }
+    ///     }
+    ///     drop(server); // the listening socket
+    ///     // hyper ends each connection after its answer in progress; those still open at the
+    ///     // drain deadline are aborted.
+    ///     graceful.shutdown().await;
+    /// });
+    ///
+    /// let mut client = tokio::net::TcpStream::connect(address).await?;
+    /// client.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await?;
+    /// let mut answer = String::new();
+    /// client.read_to_string(&mut answer).await?;
+    /// assert!(answer.starts_with("HTTP/1.1 200 OK") && answer.ends_with("ok"));
+    /// drop(client);
+    ///
+    /// drain.drain();
+    /// serving.await?;
+    /// // Every connection closed, lingering closes included.
+    /// let report = drain.drained().await;
+    /// assert_eq!((report.accepted, report.graceful), (1, 1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// A drain has begun (kind [`io::ErrorKind::Other`]); or `accept` failed in a way that
     /// will not pass (the listening socket itself is broken).
@@ -522,8 +578,10 @@ where
 /// [`Connection`], with the lingering close, a close reason and the drain.
 ///
 /// ```no_run
-/// # async fn run() -> std::io::Result<()> {
 /// use socket_lifecycle::tokio::{Server, ServerConfig};
+///
+/// # #[tokio::main]
+/// # async fn main() -> std::io::Result<()> {
 ///
 /// let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
 /// let server = Server::bind("127.0.0.1:3000", ServerConfig::default()).await?;
