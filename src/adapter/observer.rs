@@ -1,6 +1,8 @@
-//! What a connection tells whoever watches it: every transition, and the close with its reason.
+//! What a connection tells whoever watches it: every transition, each failed connect attempt,
+//! and the close with its reason.
 
 use std::io;
+use std::net::SocketAddr;
 
 use crate::{CloseReason, InputKind, State};
 
@@ -22,8 +24,19 @@ pub enum Event<'a> {
         /// Why, as the core decided.
         reason: CloseReason,
         /// The operating system's error that ended it, if one did (its code is in
-        /// [`io::Error::raw_os_error`]).
+        /// [`io::Error::raw_os_error`]); after every connect attempt failed
+        /// ([`CloseReason::ConnectFailed`]), the last attempt's error.
         error: Option<&'a io::Error>,
+    },
+    /// A connect attempt failed (refused, timed out...). The connector goes on to the next
+    /// address, if any, after this event (rule C12); once none is left, [`Event::Closed`]
+    /// follows.
+    ConnectAttemptFailed {
+        /// The address tried.
+        addr: SocketAddr,
+        /// Why it failed; the OS code, when the operating system gave one, is in
+        /// [`io::Error::raw_os_error`] (a connect timeout has none).
+        error: &'a io::Error,
     },
 }
 
