@@ -24,6 +24,8 @@ mod server;
 mod split;
 mod wait;
 
+#[cfg(feature = "tracing")]
+pub use crate::adapter::TracingObserver;
 pub use crate::adapter::{ConnectError, Event, Observer, Peer, ServeReport, ServerConfig};
 pub use abort_handle::AbortHandle;
 pub use connection::{Connection, close_gracefully};
