@@ -329,11 +329,18 @@ mod tests {
         );
     }
 
+    /// The OS code of a refused connect.
+    #[cfg(not(windows))]
+    const REFUSED: i32 = libc::ECONNREFUSED;
+    /// The OS code of a refused connect: `WSAECONNREFUSED`.
+    #[cfg(windows)]
+    const REFUSED: i32 = 10061;
+
     /// The events of a connect refused at `nowhere`, as the span of connection 1 holds them.
     fn refused_connect(nowhere: SocketAddr) -> Vec<Seen> {
         let span = connection_span(1, nowhere);
-        let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED).to_string();
-        let code = libc::ECONNREFUSED.to_string();
+        let refused = io::Error::from_raw_os_error(REFUSED).to_string();
+        let code = REFUSED.to_string();
         let address = nowhere.to_string();
         vec![
             seen(
