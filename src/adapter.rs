@@ -10,7 +10,8 @@
 //! - the connector's walk through the resolved addresses ([`ConnectWalk`]);
 //! - the server's settings, report and books ([`Books`]: the listener lifecycle, the open
 //!   connections, the T2 drain tracker);
-//! - the observer and its events, the clock, and the mapping of `std::io` errors.
+//! - the observer and its events, the clock, and the mapping of `std::io` errors;
+//! - with the `tracing` feature, the observer that emits `tracing` events.
 
 mod clock;
 mod connect;
@@ -23,11 +24,15 @@ mod signal;
 mod split;
 mod steps;
 pub(crate) mod sys;
+#[cfg(feature = "tracing")]
+mod tracing_observer;
 
 pub use clock::StdClock;
 pub use connect::ConnectError;
 pub use observer::{Event, Observer};
 pub use server::{Peer, ServeReport, ServerConfig};
+#[cfg(feature = "tracing")]
+pub use tracing_observer::TracingObserver;
 
 pub(crate) use connect::{ConnectSettings, ConnectWalk, MIN_ATTEMPT};
 pub(crate) use driver::{Driver, Received, Sent};
@@ -36,6 +41,12 @@ pub(crate) use server::{Abort, Books, Served, Tracked};
 pub(crate) use signal::{Signal, Wake};
 pub(crate) use split::SplitHalf;
 pub(crate) use steps::{SocketLike, Steps};
+#[cfg(feature = "tracing")]
+#[expect(
+    unused_imports,
+    reason = "for the servers' accept loops, which do not log through it yet"
+)]
+pub(crate) use tracing_observer::accept_failed;
 
 /// The descriptor (Unix) or socket handle (Windows) of an adapter's connection type, whose field
 /// `endpoint` is an [`Endpoint`]: the connection's socket while it holds it, so that

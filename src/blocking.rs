@@ -6,7 +6,9 @@
 //!   into a [`ReadHalf`] and a [`WriteHalf`] for two threads.
 //! - [`Server`]: an accept loop on the [`Listener`](crate::Listener) lifecycle, a thread per
 //!   connection, and a graceful drain ([`DrainHandle`]).
-//! - [`Observer`]: every transition and every close, with its reason, for logs and tests.
+//! - [`Observer`]: every transition, each failed connect attempt and every close, with its
+//!   reason, for logs and tests; with the `tracing` feature, `TracingObserver` emits them as
+//!   `tracing` events.
 //!
 //! What it shares with the tokio adapter (`socket_lifecycle::tokio`, feature `tokio`): the
 //! observer, the server's settings and report, the connect error, is the same type in both.
@@ -18,6 +20,8 @@ mod server;
 mod split;
 mod wait;
 
+#[cfg(feature = "tracing")]
+pub use crate::adapter::TracingObserver;
 pub use crate::adapter::{ConnectError, Event, Observer, Peer, ServeReport, ServerConfig};
 pub use abort_handle::AbortHandle;
 pub use connection::{Connection, close_gracefully};

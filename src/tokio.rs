@@ -10,9 +10,9 @@
 //!   discards under a tokio timer, never blocking a worker thread.
 //! - [`Server`]: an accept loop on the [`Listener`](crate::Listener) lifecycle, a task per
 //!   connection, and a graceful drain ([`DrainHandle`]).
-//! - [`Observer`]: every transition and every close, with its reason (the same type as the
-//!   blocking adapter's, as are [`ServerConfig`], [`ServeReport`], [`Peer`] and
-//!   [`ConnectError`]).
+//! - [`Observer`]: every transition, each failed connect attempt and every close, with its
+//!   reason (the same type as the blocking adapter's, as are [`ServerConfig`], [`ServeReport`],
+//!   [`Peer`], [`ConnectError`] and, with the `tracing` feature, `TracingObserver`).
 //!
 //! Enabled by the `tokio` feature. The adapter spawns tasks only in [`Server::serve`], with
 //! `tokio::spawn`: it needs a tokio runtime with its time and I/O drivers enabled.
@@ -24,6 +24,8 @@ mod server;
 mod split;
 mod wait;
 
+#[cfg(feature = "tracing")]
+pub use crate::adapter::TracingObserver;
 pub use crate::adapter::{ConnectError, Event, Observer, Peer, ServeReport, ServerConfig};
 pub use abort_handle::AbortHandle;
 pub use connection::{Connection, close_gracefully};

@@ -1,21 +1,21 @@
 //! The adapters' own promises, beyond the scenarios of the fault suite: split halves (T1 over
 //! real sockets), the abort handle, a drop while open, misuse; and the edges a review found: an
 //! abort that meets a graceful close, a split half woken by the other's close, a split of a
-//! closed connection, socket timeouts shorter than the kernel counts, a handler that panics.
-//! Each runs through each adapter: `blocking::...` and, with the `tokio` feature, `tokio::...`.
+//! closed connection, socket timeouts shorter than the kernel counts, a handler that panics;
+//! and what a connector tells its observer of each failed attempt (C12). Each runs through each adapter: `blocking::...` and, with the `tokio` feature, `tokio::...`.
 //! One edge is the blocking adapter's alone: a socket handed over in non-blocking mode.
 
 mod support;
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use socket_lifecycle::blocking::{Event, ServerConfig};
-use socket_lifecycle::{CloseReason, Config, IoErrorKind};
+use socket_lifecycle::{CloseReason, Config, InputKind, IoErrorKind, State};
 use support::{
     AbortHandle, Adapter, Blocking, Connection, Receiving, Sending, Task, for_each_adapter,
 };
@@ -38,7 +38,10 @@ for_each_adapter! {
     c1_a_connection_split_after_its_close_reports_the_close_once,
     c8_an_idle_timeout_under_a_microsecond_still_bounds_recv,
     t1_a_write_half_blocked_in_send_returns_when_the_read_half_sees_a_reset,
-    l3_a_handler_that_panics_is_counted_closed_and_not_aborted_by_the_drain;
+    l3_a_handler_that_panics_is_counted_closed_and_not_aborted_by_the_drain,
+    c12_each_refused_attempt_is_an_event_then_the_close_carries_the_os_error,
+    c12_the_close_carries_the_last_attempts_error_not_the_first,
+    c12_a_failed_attempt_before_one_that_connects_leaves_the_connection_no_error;
     blocking only:
     c8_a_nonblocking_socket_handed_over_is_driven_blocking;
     tokio only:
@@ -841,4 +844,156 @@ fn a2_a_fresh_send_after_a_cancelled_one_gets_an_idle_timeout_of_its_own() -> io
         );
         Ok(())
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// C12: what the connector tells its observer of each attempt.
+
+/// The OS code of a refused connect.
+#[cfg(not(windows))]
+const REFUSED: i32 = libc::ECONNREFUSED;
+/// The OS code of a refused connect: `WSAECONNREFUSED`.
+#[cfg(windows)]
+const REFUSED: i32 = 10061;
+
+/// An event as the observer saw it, owned, so that whole sequences compare: an error as its
+/// kind and its OS code.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    Transition(State, State, InputKind),
+    AttemptFailed(SocketAddr, io::ErrorKind, Option<i32>),
+    Closed(CloseReason, Option<(io::ErrorKind, Option<i32>)>),
+}
+
+/// An observer recording every event, and what it recorded.
+fn recorder() -> (
+    impl FnMut(&Event<'_>) + Send + 'static,
+    Arc<Mutex<Vec<Seen>>>,
+) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let observer = move |event: &Event<'_>| {
+        let entry = match *event {
+            Event::Transition { from, to, input } => Seen::Transition(from, to, input),
+            Event::ConnectAttemptFailed { addr, error } => {
+                Seen::AttemptFailed(addr, error.kind(), error.raw_os_error())
+            }
+            Event::Closed { reason, error } => {
+                Seen::Closed(reason, error.map(|e| (e.kind(), e.raw_os_error())))
+            }
+            _ => return,
+        };
+        log.lock().expect("the log").push(entry);
+    };
+    (observer, seen)
+}
+
+/// Two addresses on loopback where nothing listens: bound, then released.
+fn closed_addrs() -> io::Result<[SocketAddr; 2]> {
+    let first = TcpListener::bind("127.0.0.1:0")?;
+    let second = TcpListener::bind("127.0.0.1:0")?;
+    Ok([first.local_addr()?, second.local_addr()?])
+}
+
+fn c12_each_refused_attempt_is_an_event_then_the_close_carries_the_os_error<A: Adapter>()
+-> io::Result<()> {
+    let [first, second] = closed_addrs()?;
+    let (observer, seen) = recorder();
+    let error = A::run(A::connect_to(&[first, second], Config::default(), observer))
+        .expect_err("C12: nothing listens at either address");
+    assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused, "{error}");
+    assert_eq!(
+        *seen.lock().expect("the log"),
+        [
+            Seen::Transition(State::Idle, State::Connecting, InputKind::StartConnect),
+            Seen::AttemptFailed(first, io::ErrorKind::ConnectionRefused, Some(REFUSED)),
+            Seen::AttemptFailed(second, io::ErrorKind::ConnectionRefused, Some(REFUSED)),
+            Seen::Transition(State::Connecting, State::Closed, InputKind::ConnectFailed),
+            Seen::Closed(
+                CloseReason::ConnectFailed(IoErrorKind::Refused),
+                Some((io::ErrorKind::ConnectionRefused, Some(REFUSED)))
+            ),
+        ],
+        "C12 violated: each failed attempt is an event, in order, and the close carries the \
+         OS error"
+    );
+    Ok(())
+}
+
+/// A listener on loopback whose accept queue is full: a connect to it gets no answer, so it
+/// times out. It holds the one connection its backlog of 0 admits.
+fn unanswering_listener() -> io::Result<(socket2::Socket, TcpStream)> {
+    let listener = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    listener.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    listener.listen(0)?;
+    let addr = listener
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("not an IP address"))?;
+    let queued = TcpStream::connect(addr)?;
+    Ok((listener, queued))
+}
+
+fn c12_the_close_carries_the_last_attempts_error_not_the_first<A: Adapter>() -> io::Result<()> {
+    // The first attempt times out and the second is refused: errors of two kinds, so the close
+    // can only carry the second by carrying the last.
+    let (listener, _queued) = unanswering_listener()?;
+    let silent = listener
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("not an IP address"))?;
+    let [refused, _] = closed_addrs()?;
+    let config = Config::new()
+        .with_connect_timeout(Duration::from_millis(200))
+        .expect("a valid timeout");
+    let (observer, seen) = recorder();
+    let error = A::run(A::connect_to(&[silent, refused], config, observer))
+        .expect_err("C12: neither address accepts");
+    let seen = seen.lock().expect("the log");
+    assert!(
+        matches!(
+            seen[..],
+            [
+                Seen::Transition(State::Idle, State::Connecting, InputKind::StartConnect),
+                Seen::AttemptFailed(a, io::ErrorKind::TimedOut, _),
+                Seen::AttemptFailed(b, io::ErrorKind::ConnectionRefused, Some(REFUSED)),
+                Seen::Transition(State::Connecting, State::Closed, InputKind::ConnectFailed),
+                Seen::Closed(
+                    CloseReason::ConnectFailed(IoErrorKind::Refused),
+                    Some((io::ErrorKind::ConnectionRefused, Some(REFUSED)))
+                ),
+            ] if a == silent && b == refused
+        ),
+        "C12 violated: a timed-out attempt, then a refused one, then the close with the \
+         refusal: {seen:?}"
+    );
+    assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused, "{error}");
+    Ok(())
+}
+
+fn c12_a_failed_attempt_before_one_that_connects_leaves_the_connection_no_error<A: Adapter>()
+-> io::Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let listening = listener.local_addr()?;
+    let [refused, _] = closed_addrs()?;
+    let (observer, seen) = recorder();
+    A::run(async {
+        let mut connection =
+            A::connect_to(&[refused, listening], Config::default(), observer).await?;
+        connection.abort();
+        io::Result::Ok(())
+    })?;
+    assert_eq!(
+        *seen.lock().expect("the log"),
+        [
+            Seen::Transition(State::Idle, State::Connecting, InputKind::StartConnect),
+            Seen::AttemptFailed(refused, io::ErrorKind::ConnectionRefused, Some(REFUSED)),
+            Seen::Transition(State::Connecting, State::Established, InputKind::Connected),
+            Seen::Transition(State::Established, State::Closed, InputKind::Abort),
+            Seen::Closed(CloseReason::Aborted, None),
+        ],
+        "C12 violated: a failed attempt is an event even when a later one connects, and its \
+         error is not the connection's"
+    );
+    Ok(())
 }

@@ -7,8 +7,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::Observer;
 use super::driver::Driver;
+use super::{Event, Observer};
 use crate::{Action, Config, Error, Input, Instant, IoErrorKind, Lifecycle, StdClock};
 
 /// What a connector is set up with, before it connects.
@@ -133,11 +133,16 @@ impl<'a> ConnectWalk<'a> {
         Ok(self.driver)
     }
 
-    /// `attempt` failed with `error`; the core moves on to the next candidate, if any.
+    /// `attempt` failed with `error`: the observer hears of it, then the core moves on to the
+    /// next candidate, if any.
     ///
     /// # Errors
     /// The core refused the report, which only a bug in the adapter can cause.
     pub(crate) fn failed(&mut self, attempt: Attempt, error: io::Error) -> io::Result<()> {
+        self.driver.observe(&Event::ConnectAttemptFailed {
+            addr: attempt.addr,
+            error: &error,
+        });
         let kind = IoErrorKind::of(&error);
         self.driver.input(Input::ConnectFailed {
             candidate: attempt.candidate,
@@ -151,10 +156,18 @@ impl<'a> ConnectWalk<'a> {
         Ok(())
     }
 
-    /// Every attempt failed: the observer hears of the close, and the error is the last
-    /// attempt's, of its kind, naming its address, with a [`ConnectError`] inside.
+    /// Every attempt failed: the observer hears of the close, with the last attempt's error,
+    /// and the error returned is that one, of its kind, naming its address, with a
+    /// [`ConnectError`] inside.
     pub(crate) fn finish(mut self) -> io::Error {
-        self.driver.closed();
+        // No socket was ever connected, so the driver holds no error of its own: the cause is
+        // the last attempt's, which only the walk has.
+        if let Some(reason) = self.driver.lifecycle().close_reason() {
+            self.driver.observe(&Event::Closed {
+                reason,
+                error: self.last_failure.as_ref().map(|failure| &failure.error),
+            });
+        }
         match self.last_failure {
             Some(failure) => io::Error::new(failure.error.kind(), failure),
             None => io::Error::other("no connect attempt was made"),

@@ -160,6 +160,11 @@ impl Driver {
         }
     }
 
+    /// Tells the observer of an event the driver does not see itself: the connector's.
+    pub(crate) fn observe(&mut self, event: &Event<'_>) {
+        self.observer.on_event(event);
+    }
+
     /// The error that ended the connection, or one that says why it is closed.
     pub(crate) fn closed_error(&self) -> io::Error {
         match &self.error {

@@ -47,6 +47,13 @@ pub trait Adapter: Sized + 'static {
         observer: impl Observer + 'static,
     ) -> impl Future<Output = io::Result<Self::Connection>> + Send;
 
+    /// Connects to `addrs`, in order, with `observer` (the connector's `connect_to`).
+    fn connect_to(
+        addrs: &[SocketAddr],
+        config: Config,
+        observer: impl Observer + 'static,
+    ) -> impl Future<Output = io::Result<Self::Connection>> + Send;
+
     /// `stream`, accepted elsewhere, as an adapter connection. Within [`run`](Self::run).
     fn accepted(
         stream: TcpStream,

@@ -72,6 +72,16 @@ impl Adapter for Blocking {
             .connect(address)
     }
 
+    async fn connect_to(
+        addrs: &[SocketAddr],
+        config: Config,
+        observer: impl Observer + 'static,
+    ) -> io::Result<Self::Connection> {
+        blocking::Connector::new(config)
+            .observer(observer)
+            .connect_to(addrs)
+    }
+
     fn accepted(
         stream: TcpStream,
         config: Config,

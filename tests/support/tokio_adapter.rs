@@ -78,6 +78,17 @@ impl Adapter for Tokio {
             .await
     }
 
+    async fn connect_to(
+        addrs: &[SocketAddr],
+        config: Config,
+        observer: impl Observer + 'static,
+    ) -> io::Result<Self::Connection> {
+        adapter::Connector::new(config)
+            .observer(observer)
+            .connect_to(addrs)
+            .await
+    }
+
     fn accepted(
         stream: TcpStream,
         config: Config,
