@@ -1216,11 +1216,6 @@ mod whole_machine {
                 [Action::SetLingerZero, Action::Close],
                 "C6 violated from {state}"
             );
-            assert_eq!(
-                conn.close_reason(),
-                Some(CloseReason::DrainAborted),
-                "L3 violated: the drain abort from {state} does not say the drain did it"
-            );
         }
     }
 
@@ -1249,17 +1244,8 @@ mod whole_machine {
                 aborted.abort(t(11)),
                 "C6 violated: the drain abort answered otherwise than abort in {state}"
             );
-            let expected = if state == State::Closed {
-                aborted.close_reason()
-            } else {
-                Some(CloseReason::DrainAborted)
-            };
-            assert_eq!(
-                drained.close_reason(),
-                expected,
-                "L3 violated: the drain abort's reason in {state}"
-            );
             // Apart from the reason, nothing may tell the two apart.
+            let reason = drained.close_reason();
             drained.reason = aborted.reason;
             assert_eq!(
                 drained, aborted,
@@ -1269,6 +1255,15 @@ mod whole_machine {
                 actions(&mut drained),
                 actions(&mut aborted),
                 "C6 violated: the drain abort's actions in {state}"
+            );
+            let expected = if state == State::Closed {
+                aborted.close_reason()
+            } else {
+                Some(CloseReason::DrainAborted)
+            };
+            assert_eq!(
+                reason, expected,
+                "L3 violated: the drain abort's reason in {state}"
             );
         }
     }
