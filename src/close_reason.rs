@@ -21,6 +21,9 @@ pub enum CloseReason {
     /// The owner dropped the connection while it was still open, without closing it: reset as
     /// an abort, but not by the application's choice.
     Abandoned,
+    /// The server's drain reached its deadline with the connection still open, and reset it: an
+    /// abort, but not the application's own choice (rule L3).
+    DrainAborted,
     /// Every connect attempt failed; the kind is that of the last failure.
     ConnectFailed(IoErrorKind),
     /// An I/O error other than a reset ended the connection.
@@ -51,6 +54,7 @@ impl fmt::Display for CloseReason {
             Self::LingerTimeout => f.write_str("linger timeout"),
             Self::Aborted => f.write_str("aborted"),
             Self::Abandoned => f.write_str("abandoned (dropped while open)"),
+            Self::DrainAborted => f.write_str("aborted by the drain at its deadline"),
             Self::ConnectFailed(kind) => write!(f, "connect failed: {kind}"),
             Self::Error(kind) => write!(f, "error: {kind}"),
         }
@@ -84,6 +88,7 @@ mod tests {
             CloseReason::LingerTimeout,
             CloseReason::Aborted,
             CloseReason::Abandoned,
+            CloseReason::DrainAborted,
             CloseReason::ConnectFailed(IoErrorKind::Refused),
             CloseReason::Error(IoErrorKind::Other),
         ] {
@@ -100,6 +105,10 @@ mod tests {
         assert_eq!(
             CloseReason::Abandoned.to_string(),
             "abandoned (dropped while open)"
+        );
+        assert_eq!(
+            CloseReason::DrainAborted.to_string(),
+            "aborted by the drain at its deadline"
         );
         assert_eq!(
             CloseReason::ConnectFailed(IoErrorKind::Refused).to_string(),

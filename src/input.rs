@@ -25,6 +25,9 @@ pub enum Input {
     /// its send side still open, reset it now, as an abort; once the application has shut its
     /// send side, close it as [`Input::Close`] does (rule A1).
     Abandon,
+    /// Intent: the server's drain reached its deadline with the connection still open; reset it
+    /// now, as an abort, so that the close reason says the drain did it (rule L3).
+    AbortForDrain,
     /// Report: the connect attempt to this candidate succeeded.
     Connected {
         /// The index from the [`Action::Connect`](crate::Action::Connect) being answered.
@@ -66,6 +69,8 @@ pub enum InputKind {
     Abort,
     /// [`Input::Abandon`].
     Abandon,
+    /// [`Input::AbortForDrain`].
+    AbortForDrain,
     /// [`Input::Connected`].
     Connected,
     /// [`Input::ConnectFailed`].
@@ -91,6 +96,7 @@ impl Input {
             Self::Close => InputKind::Close,
             Self::Abort => InputKind::Abort,
             Self::Abandon => InputKind::Abandon,
+            Self::AbortForDrain => InputKind::AbortForDrain,
             Self::Connected { .. } => InputKind::Connected,
             Self::ConnectFailed { .. } => InputKind::ConnectFailed,
             Self::Received { .. } => InputKind::Received,
@@ -104,12 +110,13 @@ impl Input {
 
 impl InputKind {
     /// Every kind, for exhaustive tests.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::StartConnect,
         Self::ShutdownSend,
         Self::Close,
         Self::Abort,
         Self::Abandon,
+        Self::AbortForDrain,
         Self::Connected,
         Self::ConnectFailed,
         Self::Received,
@@ -123,7 +130,12 @@ impl InputKind {
     pub const fn is_intent(self) -> bool {
         matches!(
             self,
-            Self::StartConnect | Self::ShutdownSend | Self::Close | Self::Abort | Self::Abandon
+            Self::StartConnect
+                | Self::ShutdownSend
+                | Self::Close
+                | Self::Abort
+                | Self::Abandon
+                | Self::AbortForDrain
         )
     }
 
@@ -135,6 +147,7 @@ impl InputKind {
             Self::Close => "close",
             Self::Abort => "abort",
             Self::Abandon => "abandon",
+            Self::AbortForDrain => "abort_for_drain",
             Self::Connected => "handle_connected",
             Self::ConnectFailed => "handle_connect_failed",
             Self::Received => "handle_received",
@@ -163,5 +176,13 @@ mod tests {
         assert!(InputKind::ALL.contains(&InputKind::Abandon));
         assert!(InputKind::Abandon.is_intent());
         assert_eq!(InputKind::Abandon.to_string(), "abandon");
+    }
+
+    #[test]
+    fn abort_for_drain_is_an_intent_named_after_its_method() {
+        assert_eq!(Input::AbortForDrain.kind(), InputKind::AbortForDrain);
+        assert!(InputKind::ALL.contains(&InputKind::AbortForDrain));
+        assert!(InputKind::AbortForDrain.is_intent());
+        assert_eq!(InputKind::AbortForDrain.to_string(), "abort_for_drain");
     }
 }

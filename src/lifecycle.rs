@@ -15,7 +15,7 @@ use crate::{
 ///
 /// - **intents** of the application: [`start_connect`](Self::start_connect),
 ///   [`shutdown_send`](Self::shutdown_send), [`close`](Self::close), [`abort`](Self::abort),
-///   [`abandon`](Self::abandon);
+///   [`abandon`](Self::abandon), [`abort_for_drain`](Self::abort_for_drain);
 /// - **reports** of the adapter, `handle_*`: what a system call returned, and
 ///   [`handle_timeout`](Self::handle_timeout) when the time of [`poll_timeout`](Self::poll_timeout)
 ///   has come;
@@ -158,6 +158,19 @@ impl Lifecycle {
     /// None today; the `Result` keeps the shape of every other input.
     pub fn abort(&mut self, now: Instant) -> Result<Outcome, Error> {
         self.handle(now, Input::Abort)
+    }
+
+    /// The server's drain reached its deadline with this connection still open (rule L3):
+    /// exactly what [`abort`](Self::abort) does, in every state ([`Action::SetLingerZero`],
+    /// then [`Action::Close`], and no shutdown; a no-op once closed), but the close reason is
+    /// [`CloseReason::DrainAborted`], so a log tells a connection the drain cut off apart from
+    /// one the application aborted on purpose. A connection that closed on its own before the
+    /// deadline keeps its own reason.
+    ///
+    /// # Errors
+    /// None today; the `Result` keeps the shape of every other input.
+    pub fn abort_for_drain(&mut self, now: Instant) -> Result<Outcome, Error> {
+        self.handle(now, Input::AbortForDrain)
     }
 
     /// The owner let go of the connection without closing it, as an adapter's `Drop` does (rule
@@ -375,7 +388,12 @@ impl Lifecycle {
             // Closed is final: intents are no-ops, reports are misuse.
             (
                 Closed,
-                Input::ShutdownSend | Input::Close | Input::Abort | Input::Abandon | Input::Timeout,
+                Input::ShutdownSend
+                | Input::Close
+                | Input::Abort
+                | Input::Abandon
+                | Input::AbortForDrain
+                | Input::Timeout,
             ) => Ok(Unchanged),
             (Closed, _) => invalid,
 
@@ -383,6 +401,9 @@ impl Lifecycle {
             (_, Input::Abort) | (Idle | Connecting, Input::Close) => {
                 Ok(self.abort_now(CloseReason::Aborted))
             }
+            // The drain's abort is the application's abort in every way but its reason: a log
+            // must tell a connection the drain cut off from one aborted on purpose (rule L3).
+            (_, Input::AbortForDrain) => Ok(self.abort_now(CloseReason::DrainAborted)),
             // The owner dropped the connection (rule A1). While its send side is open (no
             // connection yet, or the application may still queue data) the stream was cut off,
             // and only a reset keeps the peer from taking it for a complete one.

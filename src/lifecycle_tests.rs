@@ -80,6 +80,7 @@ fn every_input() -> Vec<Input> {
         Input::Close,
         Input::Abort,
         Input::Abandon,
+        Input::AbortForDrain,
         Input::Connected { candidate: 0 },
         Input::Connected { candidate: 1 },
         Input::Connected {
@@ -978,6 +979,7 @@ mod closed {
             for finish in [
                 Input::Abort,
                 Input::Abandon,
+                Input::AbortForDrain,
                 Input::Close,
                 Input::Error(IoErrorKind::Reset),
             ] {
@@ -991,6 +993,7 @@ mod closed {
                     Input::Close,
                     Input::Abort,
                     Input::Abandon,
+                    Input::AbortForDrain,
                 ]
                 .into_iter()
                 .chain([Input::Timeout])
@@ -1038,6 +1041,69 @@ mod closed {
             assert_eq!(conn.abandon(t(30)), Ok(Outcome::Unchanged), "C10 violated");
             assert_eq!(actions(&mut conn), [], "C10 violated");
             assert_eq!(conn.close_reason(), Some(reason), "the reason changed");
+        }
+    }
+
+    #[test]
+    fn l3_a_drain_abort_of_a_closed_connection_emits_nothing_and_keeps_its_reason() {
+        // A connection that ended on its own before the drain's deadline was not cut off by the
+        // drain, and its log must not say it was.
+        let closed = |state, input| {
+            let mut conn = reach(state);
+            ok(conn.handle(t(20), input));
+            if conn.state() != State::Closed {
+                ok(conn.handle_timeout(Instant::MAX));
+            }
+            actions(&mut conn);
+            conn
+        };
+        let mut connect_failed = reach(State::Connecting);
+        ok(connect_failed.handle_connect_failed(t(20), 0, IoErrorKind::Refused));
+        actions(&mut connect_failed);
+        ok(connect_failed.handle_connect_failed(t(20), 1, IoErrorKind::Refused));
+        actions(&mut connect_failed);
+        for (mut conn, reason) in [
+            (reach(State::Closed), CloseReason::Aborted),
+            (closed(State::BothShut, Input::Close), CloseReason::Graceful),
+            (
+                closed(State::Established, Input::Error(IoErrorKind::Reset)),
+                CloseReason::PeerReset,
+            ),
+            (
+                closed(State::Established, Input::Abandon),
+                CloseReason::Abandoned,
+            ),
+            (
+                closed(State::Lingering, Input::Timeout),
+                CloseReason::LingerTimeout,
+            ),
+            (
+                connect_failed,
+                CloseReason::ConnectFailed(IoErrorKind::Refused),
+            ),
+        ] {
+            assert_eq!(conn.close_reason(), Some(reason), "the setup went astray");
+            let before = conn.clone();
+            assert_eq!(
+                conn.abort_for_drain(t(30)),
+                Ok(Outcome::Unchanged),
+                "L3 violated: a drain abort changed a connection closed as {reason}"
+            );
+            assert_eq!(
+                actions(&mut conn),
+                [],
+                "L3 violated: a second close for a connection closed as {reason}"
+            );
+            assert_eq!(
+                conn.close_reason(),
+                Some(reason),
+                "L3 violated: a connection closed as {reason} relabelled by the drain"
+            );
+            assert_eq!(
+                conn.poll_timeout(),
+                before.poll_timeout(),
+                "L3 violated: a drain abort started a deadline"
+            );
         }
     }
 
@@ -1126,6 +1192,78 @@ mod whole_machine {
                 actions(&mut abandoned),
                 actions(&mut closed),
                 "A1 violated in {state}"
+            );
+        }
+    }
+
+    #[test]
+    fn c6_the_drain_abort_from_every_open_state_is_linger_zero_then_close_without_shutdown() {
+        for state in State::ALL.into_iter().filter(|s| *s != State::Closed) {
+            let mut conn = reach(state);
+            if state == State::SendFlushing {
+                // A shutdown decided but not yet performed must not go out after the drain's
+                // abort either.
+                ok(conn.handle_flushed(t(10)));
+            }
+            assert_eq!(conn.abort_for_drain(t(11)), Ok(Outcome::Changed));
+            assert_eq!(
+                conn.state(),
+                State::Closed,
+                "C6 violated: the drain abort left {state} open"
+            );
+            assert_eq!(
+                actions(&mut conn),
+                [Action::SetLingerZero, Action::Close],
+                "C6 violated from {state}"
+            );
+        }
+    }
+
+    #[test]
+    fn l3_the_drain_abort_is_an_abort_in_every_state_but_for_its_reason() {
+        // Every state, and the actions an abort must drop: a connect not yet handed out, and
+        // shutdowns decided but not yet performed.
+        let mut starts: Vec<Lifecycle> = State::ALL.into_iter().map(reach).collect();
+        let mut connect_pending = Lifecycle::new(config());
+        ok(connect_pending.start_connect(t(10), 2));
+        starts.push(connect_pending);
+        for state in [
+            State::SendFlushing,
+            State::PeerShutSendFlushing,
+            State::ClosingFlushing,
+        ] {
+            let mut shutdown_pending = reach(state);
+            ok(shutdown_pending.handle_flushed(t(10)));
+            starts.push(shutdown_pending);
+        }
+        for start in starts {
+            let state = start.state();
+            let (mut aborted, mut drained) = (start.clone(), start);
+            assert_eq!(
+                drained.abort_for_drain(t(11)),
+                aborted.abort(t(11)),
+                "C6 violated: the drain abort answered otherwise than abort in {state}"
+            );
+            // Apart from the reason, nothing may tell the two apart.
+            let reason = drained.close_reason();
+            drained.reason = aborted.reason;
+            assert_eq!(
+                drained, aborted,
+                "C6 violated: the drain abort is not an abort in {state}"
+            );
+            assert_eq!(
+                actions(&mut drained),
+                actions(&mut aborted),
+                "C6 violated: the drain abort's actions in {state}"
+            );
+            let expected = if state == State::Closed {
+                aborted.close_reason()
+            } else {
+                Some(CloseReason::DrainAborted)
+            };
+            assert_eq!(
+                reason, expected,
+                "L3 violated: the drain abort's reason in {state}"
             );
         }
     }

@@ -115,7 +115,10 @@ pub enum ListenerAction {
     StopAccepting,
     /// Close the listening socket, once the accept loop is out of `accept`.
     Close,
-    /// Abort every connection still open (linger zero, then close), each once.
+    /// Abort every connection still open (linger zero, then close), each once, with
+    /// [`Lifecycle::abort_for_drain`](crate::Lifecycle::abort_for_drain), so that each one's
+    /// close reason, [`CloseReason::DrainAborted`](crate::CloseReason::DrainAborted), says the
+    /// drain did it (rule L3).
     AbortConnections {
         /// How many connections the core counts as open.
         open: u32,

@@ -34,6 +34,7 @@
 //!
 //! From every state but Closed:
 //!   abort (and close before connected)  ⇒ SetLingerZero, Close    Closed (Aborted)
+//!   abort_for_drain (drain deadline)    ⇒ SetLingerZero, Close    Closed (DrainAborted)
 //!   an I/O error, once connected        ⇒ Close                   Closed (PeerReset or Error)
 //!   a linger deadline while closing     ⇒ Close                   Closed (LingerTimeout);
 //!       SetLingerZero first if our data never got out, so the peer sees a reset, not a clean end

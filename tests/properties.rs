@@ -104,6 +104,7 @@ impl ReferenceStateMachine for ConnectionReference {
             2 => Just(Op::Close),
             1 => Just(Op::Abort),
             2 => Just(Op::Abandon),
+            1 => Just(Op::AbortForDrain),
             2 => (0u32..3).prop_map(|candidate| Op::Connected { candidate }),
             2 => ((0u32..3), kind()).prop_map(|(candidate, kind)| Op::ConnectFailed { candidate, kind }),
             3 => prop_oneof![3 => 1u32..=3, 1 => Just(0u32), 1 => Just(u32::MAX)]

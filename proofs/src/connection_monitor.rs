@@ -1,5 +1,5 @@
-//! The connection rules C1-C12, and what A1 (drop) asks of the core, as checks over what an
-//! observer of a [`Lifecycle`] sees.
+//! The connection rules C1-C12, and what A1 (drop) and L3 (a drain's abort at its deadline) ask
+//! of the core, as checks over what an observer of a [`Lifecycle`] sees.
 
 use socket_lifecycle::{
     Action, CloseReason, Config, Error, Input, Instant, IoErrorKind, Lifecycle, Outcome, Permits,
@@ -86,7 +86,7 @@ impl ConnectionMonitor {
         let repeated = match input {
             Input::ShutdownSend => self.shutdown_requested || before.is_closed(),
             Input::Close => self.close_requested_at.is_some() || before.is_closed(),
-            Input::Abort | Input::Abandon => before.is_closed(),
+            Input::Abort | Input::Abandon | Input::AbortForDrain => before.is_closed(),
             _ => false,
         };
         if repeated {
@@ -95,12 +95,28 @@ impl ConnectionMonitor {
             })?;
         }
         match input {
-            Input::ShutdownSend | Input::Close | Input::Abort | Input::Abandon
+            Input::ShutdownSend
+            | Input::Close
+            | Input::Abort
+            | Input::Abandon
+            | Input::AbortForDrain
                 if before.is_closed() =>
             {
                 ensure(outcome == Outcome::Unchanged, "C10", || {
                     format!("{input:?} on a closed connection changed it")
                 })?;
+                // A connection that ended before the drain's deadline was not the drain's doing.
+                ensure(
+                    input != Input::AbortForDrain || after.close_reason() == before.close_reason(),
+                    "L3",
+                    || {
+                        format!(
+                            "the drain's abort relabelled a connection closed as {:?} as {:?}",
+                            before.close_reason(),
+                            after.close_reason()
+                        )
+                    },
+                )?;
             }
             Input::StartConnect { candidates } if outcome == Outcome::Changed => {
                 self.candidates = u32::try_from(candidates).unwrap_or(u32::MAX);
@@ -180,23 +196,25 @@ impl ConnectionMonitor {
                 self.shutdown_requested = true;
             }
             // A close before there is a connection is an abort; so is an abandon while the send
-            // side is open (A1), under a reason of its own.
-            Input::Close | Input::Abort | Input::Abandon => {
+            // side is open (A1), and the drain's abort at its deadline (L3), each under a reason
+            // of its own.
+            Input::Close | Input::Abort | Input::Abandon | Input::AbortForDrain => {
                 self.aborted = true;
                 self.send_shut = true;
-                let reason = if input == Input::Abandon {
-                    CloseReason::Abandoned
-                } else {
-                    CloseReason::Aborted
-                };
-                ensure(after.close_reason() == Some(reason), "C6", || {
-                    format!("{input:?} left reason {:?}", after.close_reason())
-                })?;
                 ensure(
                     pending(after) == [Action::SetLingerZero, Action::Close],
                     "C6",
                     || format!("{input:?} left {:?} to perform", pending(after)),
                 )?;
+                // C6 checks an abort's reason; L3 the drain's, which must say the drain did it.
+                let (reason, rule) = match input {
+                    Input::Abandon => (CloseReason::Abandoned, "C6"),
+                    Input::AbortForDrain => (CloseReason::DrainAborted, "L3"),
+                    _ => (CloseReason::Aborted, "C6"),
+                };
+                ensure(after.close_reason() == Some(reason), rule, || {
+                    format!("{input:?} left reason {:?}", after.close_reason())
+                })?;
             }
             Input::Flushed if self.shutdown_requested => {
                 self.flushed_after_request = true;
@@ -339,7 +357,9 @@ impl ConnectionMonitor {
                             format!("linger timeout at {:?}, before {earliest:?}", conn.now())
                         })?;
                     }
-                    Some(CloseReason::Aborted | CloseReason::Abandoned) => {
+                    Some(
+                        CloseReason::Aborted | CloseReason::Abandoned | CloseReason::DrainAborted,
+                    ) => {
                         ensure(self.linger_zero, "C6", || {
                             "an abort closed without linger zero".into()
                         })?;

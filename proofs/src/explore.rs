@@ -78,6 +78,7 @@ fn connection_ops(node: &ConnectionHarness) -> Vec<ConnectionOp> {
         Op::Close,
         Op::Abort,
         Op::Abandon,
+        Op::AbortForDrain,
         Op::Connected { candidate: 0 },
         Op::Connected { candidate: 1 },
         Op::Connected { candidate: 2 },

@@ -113,6 +113,8 @@ pub enum ConnectionOp {
     Abort,
     /// [`Input::Abandon`].
     Abandon,
+    /// [`Input::AbortForDrain`].
+    AbortForDrain,
     /// [`Input::Connected`].
     Connected {
         /// Candidate index.
@@ -170,6 +172,7 @@ impl ConnectionOp {
             Self::Close => Input::Close,
             Self::Abort => Input::Abort,
             Self::Abandon => Input::Abandon,
+            Self::AbortForDrain => Input::AbortForDrain,
             Self::Connected { candidate } => Input::Connected {
                 candidate: candidate as usize,
             },

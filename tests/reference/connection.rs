@@ -192,13 +192,20 @@ impl ConnectionModel {
         use ConnectionOp as Op;
         if self.closed() {
             return match op {
-                Op::ShutdownSend | Op::Close | Op::Abort | Op::Abandon | Op::Timeout => Unchanged,
+                Op::ShutdownSend
+                | Op::Close
+                | Op::Abort
+                | Op::Abandon
+                | Op::AbortForDrain
+                | Op::Timeout => Unchanged,
                 _ => MISUSE,
             };
         }
         let connecting = self.started && !self.connected;
         match op {
             Op::Abort => self.finish(CloseReason::Aborted, true),
+            // The drain's deadline resets what is still open, and says so (L3).
+            Op::AbortForDrain => self.finish(CloseReason::DrainAborted, true),
             // A drop cuts the stream off unless the application was done sending (A1); once it
             // was, the drop is a close, below.
             Op::Abandon if !self.connected || !self.done_sending => {
