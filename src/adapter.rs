@@ -42,10 +42,6 @@ pub(crate) use signal::{Signal, Wake};
 pub(crate) use split::SplitHalf;
 pub(crate) use steps::{SocketLike, Steps};
 #[cfg(feature = "tracing")]
-#[expect(
-    unused_imports,
-    reason = "for the servers' accept loops, which do not log through it yet"
-)]
 pub(crate) use tracing_observer::accept_failed;
 
 /// The descriptor (Unix) or socket handle (Windows) of an adapter's connection type, whose field

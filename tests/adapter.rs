@@ -663,8 +663,8 @@ fn l3_a_handler_that_panics_is_counted_closed_and_not_aborted_by_the_drain<A: Ad
     closes.sort_by_key(|&(id, _)| id);
     assert_eq!(
         closes,
-        [(1, CloseReason::Abandoned), (2, CloseReason::Aborted)],
-        "L3 violated: each connection closes once, the straggler as aborted"
+        [(1, CloseReason::Abandoned), (2, CloseReason::DrainAborted)],
+        "L3 violated: each connection closes once, the straggler as aborted by the drain"
     );
     drop(straggler);
     Ok(())
@@ -706,7 +706,7 @@ fn a1_a_server_counts_a_connection_whose_handler_panicked_after_shutdown_send<A:
     );
     assert_eq!(
         server.log.closes(1),
-        [CloseReason::Aborted],
+        [CloseReason::DrainAborted],
         "A1 violated: the lingering connection must be aborted by the drain, once"
     );
     drop(client);

@@ -348,7 +348,7 @@ fn s13_a_drain_with_an_endless_stream_open_ends_at_the_drain_deadline_and_on_axu
     let closes: Vec<CloseReason> = log.all_closes().into_iter().map(|(_, r)| r).collect();
     assert_eq!(
         closes,
-        [CloseReason::Aborted],
+        [CloseReason::DrainAborted],
         "L3 violated: the stream's close reason says the drain aborted it"
     );
 }

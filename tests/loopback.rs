@@ -843,10 +843,10 @@ fn s9_drain_serves_well_behaved_clients_and_aborts_stragglers_at_the_deadline<A:
         );
     }
     for id in 4..=5 {
-        let closes = server.log.closes(id);
-        assert!(
-            closes.len() == 1 && !closes[0].is_graceful(),
-            "S9 violated: straggler {id} must be aborted once, got {closes:?}"
+        assert_eq!(
+            server.log.closes(id),
+            [CloseReason::DrainAborted],
+            "L3 violated: straggler {id} must be aborted once, by the drain, under its reason"
         );
     }
     drop((idle, silent, stalled));

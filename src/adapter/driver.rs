@@ -223,7 +223,7 @@ impl Driver {
         error: io::Error,
     ) -> io::Error {
         if signal.abort_requested() {
-            self.step(socket, Input::Abort);
+            self.step(socket, signal.abort_input());
         }
         self.fail_on(socket, error)
     }
@@ -236,7 +236,7 @@ impl Driver {
         signal: &Signal<W>,
     ) -> io::Result<()> {
         if signal.abort_requested() {
-            self.step(socket, Input::Abort);
+            self.step(socket, signal.abort_input());
         }
         if self.lifecycle.is_closed() {
             return Err(self.closed_error());
@@ -358,7 +358,7 @@ impl Driver {
     /// discard; or the abort asked for before it, with no shutdown (C6).
     pub(crate) fn begin_close<W: Wake>(&mut self, socket: Option<&Socket>, signal: &Signal<W>) {
         if signal.abort_requested() {
-            self.step(socket, Input::Abort);
+            self.step(socket, signal.abort_input());
         }
         if !self.lifecycle.is_closed() {
             self.step(socket, Input::Close);
@@ -379,7 +379,7 @@ impl Driver {
         if signal.abort_requested() || !self.lifecycle.must_discard() {
             // Nothing but the peer can move a lingering close on; anything else is an abort
             // asked for, or a state the core never leaves us in here.
-            self.step(socket, Input::Abort);
+            self.step(socket, signal.abort_input());
             return None;
         }
         Some(self.lifecycle.poll_timeout())

@@ -208,6 +208,8 @@ impl<H: Abort> Books<H> {
     /// A failed accept: counted, and accepting paused with the listener's backoff; or, if the
     /// listening socket itself is broken, the error to end `serve` with.
     pub(crate) fn accept_failed(&self, error: io::Error) -> io::Result<()> {
+        #[cfg(feature = "tracing")]
+        super::accept_failed(&error);
         if sys::is_fatal_accept_error(&error) {
             return Err(error);
         }

@@ -34,7 +34,7 @@ const TARGET: &str = "socket_lifecycle";
 /// use socket_lifecycle::blocking::{Connector, Server, ServerConfig, TracingObserver};
 ///
 /// // A server: each accepted connection's events in a span with its id and peer address.
-/// let server = Server::bind("127.0.0.1:0".parse()?, ServerConfig::default())?;
+/// let server = Server::bind("127.0.0.1:0", ServerConfig::default())?;
 /// server.drain_handle().drain(); // this example only shows where the observer goes
 /// let report = server.serve(|_connection| Ok(()), TracingObserver::for_peer)?;
 /// assert_eq!(report.accepted, 0);
@@ -111,13 +111,6 @@ impl Observer for TracingObserver {
 
 /// Logs a failed accept at WARN, with `os_error` and `os_code`: out of descriptors (`EMFILE`),
 /// a server pauses accepting, which an operator should hear of.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "for the servers' accept loops, which do not log through it yet"
-    )
-)]
 pub(crate) fn accept_failed(error: &io::Error) {
     tracing::warn!(
         target: TARGET,

@@ -41,6 +41,6 @@ impl AbortHandle {
 
 impl Abort for AbortHandle {
     fn abort_for_drain(&self) {
-        self.signal.request_abort();
+        self.signal.request_abort_for_drain();
     }
 }

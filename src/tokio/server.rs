@@ -32,6 +32,18 @@ pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = io::Result<()>> + Send 
 /// Makes each connection's observer, for its peer.
 type ObserverFactory = Arc<dyn Fn(Peer) -> Box<dyn Observer> + Send + Sync>;
 
+/// The observer of a connection [`Server::accept`] returns when none was given: `tracing`'s,
+/// with the feature.
+fn default_observer(peer: Peer) -> Box<dyn Observer> {
+    #[cfg(feature = "tracing")]
+    return Box::new(crate::adapter::TracingObserver::for_peer(peer));
+    #[cfg(not(feature = "tracing"))]
+    {
+        let _ = peer;
+        Box::new(())
+    }
+}
+
 /// Starts a drain from anywhere (a task, a thread, a signal handler's task), tells handlers that
 /// one began, and waits for its end: see [`Server::drain_handle`].
 #[derive(Clone, Debug)]
@@ -287,13 +299,14 @@ impl Server {
             config,
             clock,
             shared: Shared::new(clock, &config),
-            observer: Arc::new(|_| Box::new(())),
+            observer: Arc::new(default_observer),
             drain_spawned: false,
         })
     }
 
     /// Gives each connection [`accept`](Self::accept) returns an [`Observer`] made for its
-    /// [`Peer`] (for [`serve`](Self::serve), its own argument does).
+    /// [`Peer`] (for [`serve`](Self::serve), its own argument does). Without it, a connection
+    /// has none, or with the `tracing` feature a `TracingObserver`.
     #[must_use]
     pub fn with_observer<O: Observer + 'static>(
         mut self,
@@ -558,7 +571,9 @@ where
     };
     if connection.close_reason().is_none() {
         if abort.is_requested() {
-            connection.abort();
+            // The close performs the abort asked for before anything else, under its own
+            // reason (the drain's, at its deadline), with no shutdown (C6).
+            let _ = connection.close().await;
         } else if handled.is_err() {
             // A handler that panicked let go of its connection: what a drop means (A1) is
             // done here, in the task the drain waits for.
