@@ -9,12 +9,14 @@ use socket_lifecycle::blocking::ServerConfig;
 
 use super::{Arg, flag_value, parse_duration};
 
-/// The help after its first line, which names the program.
-const HELP: &str = "\
+/// What the echo servers do, for their help.
+const ECHO: &str = "\
 Echoes each connection until the client's end of stream, then shuts its send side and closes
 gracefully. Ctrl-C (SIGINT) or SIGTERM drains the server and prints a summary; a second one exits
-at once.
+at once.";
 
+/// The flags, after a server's description in its help.
+const FLAGS: &str = "\
   ADDR                   where to listen (default 127.0.0.1:27015; port 0: any free port)
   --idle-timeout D       close a connection that sends nothing for D (default: never)
   --linger-total D       bound on a whole graceful close (default 30s)
@@ -26,7 +28,12 @@ Durations are written like 250us, 500ms, 2s or 1.5s.";
 
 /// The help of the echo server called `program`.
 pub fn help(program: &str) -> String {
-    format!("usage: {program} [ADDR] [FLAGS]\n\n{HELP}")
+    help_for(program, ECHO)
+}
+
+/// The help of the server called `program`, which does what `description` says.
+pub fn help_for(program: &str, description: &str) -> String {
+    format!("usage: {program} [ADDR] [FLAGS]\n\n{description}\n\n{FLAGS}")
 }
 
 /// What the command line asked for.
