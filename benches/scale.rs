@@ -223,6 +223,8 @@ fn serve_and_drain(
         drain_timeout: DRAIN_TIMEOUT,
         // The kernel caps it at `net.core.somaxconn`.
         backlog: 4096,
+        // All of them open at once: the cap is not what this measures.
+        max_connections: connections,
         ..ServerConfig::default()
     };
     let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
