@@ -600,3 +600,41 @@ fn the_connection_and_its_owned_halves_are_the_streams_tokio_code_takes() {
     reader::<socket_lifecycle::tokio::ReadHalf>();
     writer::<socket_lifecycle::tokio::WriteHalf>();
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_server_dropped_after_accept_without_a_drain_leaves_no_task_behind() {
+    within("accept", async {
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let before = metrics.num_alive_tasks();
+        let mut server = Server::bind("127.0.0.1:0", ServerConfig::default())
+            .await
+            .expect("bind");
+        let drain = server.drain_handle();
+        let client = TcpStream::connect(server.local_addr())
+            .await
+            .expect("connect");
+        let (connection, _) = server.accept().await.expect("accept");
+        assert_eq!(
+            metrics.num_alive_tasks(),
+            before + 1,
+            "accept starts the drain's own task"
+        );
+        drop((connection, client, server));
+        tokio::task::yield_now().await;
+        assert_eq!(
+            metrics.num_alive_tasks(),
+            before + 1,
+            "a drain handle is left: the drain's task waits for it"
+        );
+        drop(drain);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            metrics.num_alive_tasks(),
+            before,
+            "with the server and every drain handle gone, no drain can come: its task ends"
+        );
+    })
+    .await;
+}

@@ -49,7 +49,12 @@ fn default_observer(peer: Peer) -> Box<dyn Observer> {
 #[derive(Clone, Debug)]
 pub struct DrainHandle {
     shared: Arc<Shared>,
+    _alive: Alive,
 }
+
+/// Held by a server and each of its drain handles: once none is left, no drain can be asked
+/// for, and the drain's own task ends.
+type Alive = Arc<watch::Sender<()>>;
 
 impl DrainHandle {
     /// Starts the drain: no more accepts; open connections have until the drain timeout to
@@ -244,6 +249,7 @@ pub struct Server {
     config: ServerConfig,
     clock: StdClock,
     shared: Arc<Shared>,
+    alive: Alive,
     observer: ObserverFactory,
     /// Whether the drain's own task runs, for a server whose connections another runs.
     drain_spawned: bool,
@@ -299,6 +305,7 @@ impl Server {
             config,
             clock,
             shared: Shared::new(clock, &config),
+            alive: Arc::new(watch::Sender::new(())),
             observer: Arc::new(default_observer),
             drain_spawned: false,
         })
@@ -331,6 +338,7 @@ impl Server {
     pub fn drain_handle(&self) -> DrainHandle {
         DrainHandle {
             shared: Arc::clone(&self.shared),
+            _alive: Arc::clone(&self.alive),
         }
     }
 
@@ -422,11 +430,20 @@ impl Server {
             return;
         }
         let shared = Arc::clone(&self.shared);
+        let mut alive = self.alive.subscribe();
         let config = self.config;
         let clock = self.clock;
-        // The listening socket stays with the server, whose owner stops accepting on the drain
-        // and drops it.
-        tokio::spawn(async move { shared.drain(&config, clock, &mut None).await });
+        tokio::spawn(async move {
+            tokio::select! {
+                biased;
+                () = shared.drain_requested() => {}
+                // The server and every drain handle are gone, no drain asked for: none can be.
+                _ = alive.changed() => return,
+            }
+            // The listening socket stays with the server, whose owner stops accepting on the
+            // drain and drops it.
+            shared.drain(&config, clock, &mut None).await;
+        });
     }
 
     /// The next connection, or `None` once a drain is requested.
@@ -534,10 +551,15 @@ impl Server {
             }
         }
         let mut listening = self.listener.take();
-        let report = self
-            .shared
-            .drain(&self.config, self.clock, &mut listening)
-            .await;
+        let report = if self.drain_spawned {
+            // An `accept` before `serve` started the drain's own task: it runs this drain.
+            drop(listening);
+            self.drain_handle().drained().await
+        } else {
+            self.shared
+                .drain(&self.config, self.clock, &mut listening)
+                .await
+        };
         // Each task has closed its connection by now; what is left is the handler's return.
         while tasks.join_next().await.is_some() {}
         match fatal {
