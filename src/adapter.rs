@@ -37,7 +37,7 @@ pub use tracing_observer::TracingObserver;
 pub(crate) use connect::{ConnectSettings, ConnectWalk, MIN_ATTEMPT};
 pub(crate) use driver::{Driver, Received, Sent};
 pub(crate) use endpoint::{DISCARD_CHUNK, Endpoint};
-pub(crate) use server::{Abort, Books, Served, Tracked};
+pub(crate) use server::{Abort, Books, Served};
 pub(crate) use signal::{Signal, Wake};
 pub(crate) use split::SplitHalf;
 pub(crate) use steps::{SocketLike, Steps};

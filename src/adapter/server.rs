@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant as StdInstant};
 
-use super::{Event, Observer, sys};
+use super::sys;
 use crate::{
     CloseReason, Config, DrainOutcome, DrainTracker, Instant, IoErrorKind, Listener,
     ListenerAction, ListenerConfig, Registration, StdClock,
@@ -319,33 +319,5 @@ impl<H: Abort> fmt::Debug for Served<H> {
         f.debug_struct("Served")
             .field("id", &self.id)
             .finish_non_exhaustive()
-    }
-}
-
-/// A server's connection's observer: the application's, and the books' count of the
-/// connection, released with its close however the connection ends (its lingering close
-/// finished after its owner dropped it, too).
-pub(crate) struct Tracked<H: Abort> {
-    observer: Box<dyn Observer>,
-    served: Option<Served<H>>,
-}
-
-impl<H: Abort> Tracked<H> {
-    pub(crate) fn new(observer: Box<dyn Observer>, served: Served<H>) -> Self {
-        Self {
-            observer,
-            served: Some(served),
-        }
-    }
-}
-
-impl<H: Abort + Sync> Observer for Tracked<H> {
-    fn on_event(&mut self, event: &Event<'_>) {
-        self.observer.on_event(event);
-        if let Event::Closed { reason, .. } = event {
-            if let Some(served) = self.served.take() {
-                served.books().closed(Some(*reason));
-            }
-        }
     }
 }

@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 
 use super::wait::{sleep_until, timer_of};
 use super::{AbortHandle, Connection, Observer, Peer, ServeReport, ServerConfig};
-use crate::adapter::{Books, Tracked, sys};
+use crate::adapter::{Books, Event, Served, sys};
 use crate::{DrainOutcome, StdClock};
 
 /// What a connection's handler returns: a boxed future that may borrow the connection.
@@ -608,6 +608,35 @@ where
         // The task ends as the handler did; the connection is closed and counted by now.
         drop(connection);
         panic::resume_unwind(panic);
+    }
+}
+
+/// A server's connection's observer: the application's, and the books' count of the
+/// connection, released with its close however the connection ends (its lingering close
+/// finished after its owner dropped it, too).
+/// (The blocking server's thread holds the count itself.)
+struct Tracked {
+    observer: Box<dyn Observer>,
+    served: Option<Served<AbortHandle>>,
+}
+
+impl Tracked {
+    fn new(observer: Box<dyn Observer>, served: Served<AbortHandle>) -> Self {
+        Self {
+            observer,
+            served: Some(served),
+        }
+    }
+}
+
+impl Observer for Tracked {
+    fn on_event(&mut self, event: &Event<'_>) {
+        self.observer.on_event(event);
+        if let Event::Closed { reason, .. } = event {
+            if let Some(served) = self.served.take() {
+                served.books().closed(Some(*reason));
+            }
+        }
     }
 }
 
