@@ -602,11 +602,17 @@ fn t1_a_write_half_blocked_in_send_returns_when_the_read_half_sees_a_reset<A: Ad
         else {
             panic!("T1 violated: a half was still inside its call {PATIENCE:?} after the reset");
         };
-        assert_eq!(
-            read_answer,
-            Err(io::ErrorKind::ConnectionReset),
-            "T1 violated: the read half did not see the reset"
-        );
+        // Stack-dependent on Windows (see `peer_stream_end`): Wine's `recv` reports the reset as
+        // an end of stream when it comes before the write half's failed `send` closed the
+        // connection. That neither half hangs is checked above either way.
+        let wine_end_of_stream = cfg!(windows) && read_answer == Ok(0);
+        if !wine_end_of_stream {
+            assert_eq!(
+                read_answer,
+                Err(io::ErrorKind::ConnectionReset),
+                "T1 violated: the read half did not see the reset"
+            );
+        }
         assert_ne!(
             write_kind,
             io::ErrorKind::InvalidInput,
