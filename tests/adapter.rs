@@ -41,7 +41,9 @@ for_each_adapter! {
     l3_a_handler_that_panics_is_counted_closed_and_not_aborted_by_the_drain,
     c12_each_refused_attempt_is_an_event_then_the_close_carries_the_os_error,
     c12_the_close_carries_the_last_attempts_error_not_the_first,
-    c12_a_failed_attempt_before_one_that_connects_leaves_the_connection_no_error;
+    c12_a_failed_attempt_before_one_that_connects_leaves_the_connection_no_error,
+    a2_a_send_to_a_peer_that_reads_nothing_times_out_at_the_idle_timeout_however_it_is_split,
+    a2_an_abort_ends_a_send_blocked_on_a_peer_that_reads_nothing;
     blocking only:
     c8_a_nonblocking_socket_handed_over_is_driven_blocking;
     tokio only:
@@ -1002,4 +1004,84 @@ fn c12_a_failed_attempt_before_one_that_connects_leaves_the_connection_no_error<
          error is not the connection's"
     );
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// A2: the adapter keeps its deadlines while the peer takes nothing.
+
+/// More than loopback's buffers hold, so a `send_all` of it waits on a peer that reads nothing.
+const MORE_THAN_BUFFERS: usize = 64 * 1024 * 1024;
+
+/// The idle timeout of the A2 tests.
+const IDLE: Duration = Duration::from_millis(400);
+
+fn a2_a_send_to_a_peer_that_reads_nothing_times_out_at_the_idle_timeout_however_it_is_split<
+    A: Adapter,
+>() -> io::Result<()> {
+    A::run(async {
+        let (mut connection, peer, _log) = pair::<A>(Config::default())?;
+        connection.set_idle_timeout(Some(IDLE))?;
+        let data = vec![7_u8; MORE_THAN_BUFFERS];
+        let started = Instant::now();
+        // Sent in 16 KiB calls, as a server's `send_all` of a large reply is: each call that
+        // waits must not start the idle timeout afresh when the one before took a little.
+        let mut failed = None;
+        for chunk in data.chunks(16 * 1024) {
+            if let Err(error) = connection.send_all(chunk).await {
+                failed = Some(error);
+                break;
+            }
+        }
+        let took = started.elapsed();
+        let error = failed.expect("A2 test defect: the peer took 64 MiB without reading");
+        eprintln!(
+            "A2: the send to a peer that reads nothing failed {} ms after it began (idle timeout {} ms): {error}",
+            took.as_millis(),
+            IDLE.as_millis()
+        );
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut, "A2: {error}");
+        // The buffers fill in milliseconds; then nothing is taken for the idle timeout. A wait
+        // that restarts on each partial count takes twice to three times as long.
+        assert!(
+            took < IDLE + IDLE / 2,
+            "A2 violated: the send waited {took:?} on a peer that took nothing, past the {IDLE:?} \
+             idle timeout and half of it again"
+        );
+        drop(peer);
+        Ok(())
+    })
+}
+
+fn a2_an_abort_ends_a_send_blocked_on_a_peer_that_reads_nothing<A: Adapter>() -> io::Result<()> {
+    A::run(async {
+        // No idle timeout: only the abort can end the wait.
+        let (mut connection, mut peer, log) = pair::<A>(Config::default())?;
+        let handle = connection.abort_handle();
+        let sender = A::spawn(async move {
+            let data = vec![7_u8; MORE_THAN_BUFFERS];
+            let result = connection.send_all(&data).await;
+            (result.map_err(|e| e.kind()), connection.close_reason())
+        });
+        A::sleep(SETTLE).await; // the buffers are full: the send waits
+        let aborted = Instant::now();
+        handle.abort();
+        let Some((result, reason)) = sender.join_within(PATIENCE).await else {
+            panic!(
+                "A2 violated: a send blocked on a peer that reads nothing outlived its abort by {PATIENCE:?}"
+            );
+        };
+        eprintln!(
+            "A2: the blocked send returned {} ms after the abort",
+            aborted.elapsed().as_millis()
+        );
+        assert!(result.is_err(), "A2: an aborted send is an error");
+        assert_eq!(reason, Some(CloseReason::Aborted), "A2: the close reason");
+        assert_eq!(closes(&log), [CloseReason::Aborted], "C1: closed once");
+        assert_eq!(
+            peer_stream_end(&mut peer),
+            Err(io::ErrorKind::ConnectionReset),
+            "C6 violated: an abort must reach the peer as a reset"
+        );
+        Ok(())
+    })
 }

@@ -44,7 +44,8 @@ for_each_adapter! {
     s6_send_after_peer_gone_is_an_error_never_a_crash,
     s9_drain_serves_well_behaved_clients_and_aborts_stragglers_at_the_deadline,
     s10_refused_unresolvable_and_in_use_give_clear_errors_and_leave_nothing_open,
-    l4_at_the_cap_the_server_accepts_no_more_until_a_connection_closes;
+    l4_at_the_cap_the_server_accepts_no_more_until_a_connection_closes,
+    l3_a_drain_aborts_handlers_blocked_in_send_at_its_deadline;
     blocking only:
     l3_a_blocking_handler_that_checks_the_drain_finishes_gracefully_before_the_deadline;
     tokio only:
@@ -1144,5 +1145,77 @@ fn l3_a_tokio_handler_that_awaits_the_drain_finishes_gracefully_before_the_deadl
     });
     runtime.shutdown_timeout(Duration::from_secs(5));
     assert_handler_finished(report, client.join().expect("L3: the client"));
+    assert_no_leak("L3", before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// L3 and A2: a drain ends handlers blocked in a send, at its deadline, with no help from the peer.
+
+fn l3_a_drain_aborts_handlers_blocked_in_send_at_its_deadline<A: Adapter>() {
+    const CLIENTS: usize = 5;
+    const DRAIN: Duration = Duration::from_secs(1);
+    let _serial = serial();
+    let before = A::baseline();
+    let server = A::serve(
+        ServerConfig {
+            drain_timeout: DRAIN,
+            ..ServerConfig::default()
+        },
+        |connection| {
+            Box::pin(async move {
+                connection.send_all(b"+").await?; // accepted: the client may stop reading
+                let chunk = vec![7_u8; 1024 * 1024];
+                loop {
+                    connection.send_all(&chunk).await?; // blocks once the buffers are full
+                }
+            })
+        },
+    );
+    // Clients that read one byte, then nothing, and hold on.
+    let clients: Vec<TcpStream> = (0..CLIENTS)
+        .map(|_| {
+            let mut stream = TcpStream::connect(server.addr).expect("L3: connecting");
+            stream
+                .set_read_timeout(Some(HANG))
+                .expect("L3: read timeout");
+            let mut plus = [0];
+            stream.read_exact(&mut plus).expect("L3: accepted");
+            // And keep sending, as an echo client that does not read its echo does, until the
+            // buffers are full both ways.
+            let mut writer = stream.try_clone().expect("L3: a second handle");
+            thread::spawn(move || while writer.write_all(&[1; 64 * 1024]).is_ok() {});
+            stream
+        })
+        .collect();
+    thread::sleep(SETTLE * 2); // every handler fills the buffers and waits in its send
+    let drained = Instant::now();
+    let report = server.finish("L3");
+    let took = drained.elapsed();
+    eprintln!(
+        "L3: serve returned {} ms after the drain began (drain timeout {} ms), {CLIENTS} handlers blocked in send; {report:?}",
+        took.as_millis(),
+        DRAIN.as_millis()
+    );
+    assert!(
+        took < DRAIN + Duration::from_secs(1),
+        "L3 violated: serve returned {took:?} after the drain began, past its {DRAIN:?} deadline \
+         and a 1 s tolerance, with handlers blocked in send"
+    );
+    assert_eq!(
+        report.aborted_by_drain, CLIENTS as u64,
+        "L3: each handler blocked in send aborted once: {report:?}"
+    );
+    let closes: Vec<CloseReason> = server
+        .log
+        .all_closes()
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(
+        closes,
+        vec![CloseReason::DrainAborted; CLIENTS],
+        "L3 violated: each closed once, by the drain"
+    );
+    drop(clients);
     assert_no_leak("L3", before);
 }

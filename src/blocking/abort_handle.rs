@@ -9,12 +9,14 @@ use crate::adapter::{Abort, Signal};
 /// a server's drain gives up on.
 ///
 /// [`abort`](Self::abort) raises a flag the connection checks before and after every system call,
-/// and wakes a `recv` blocked on a silent peer by shutting down the socket's receive side. The
-/// connection's own thread then resets it (linger zero, close), with
-/// [`CloseReason::Aborted`](crate::CloseReason::Aborted). The handle never closes the socket
-/// itself, and holds it only weakly: the descriptor cannot be closed under a call of the
-/// connection, nor reused while the handle wakes it. A `send` blocked on a peer that reads nothing
-/// is not woken; the connection's idle timeout bounds it.
+/// and wakes a `recv` blocked on a silent peer by shutting down the socket's receive side (on
+/// Windows, where that wakes nothing, a `recv` looks at the flag every 50 ms). A `send` waiting
+/// for a peer that reads nothing looks at it every 50 ms: no system call wakes a blocked `send`
+/// short of closing the socket under it. The connection's own thread then resets it (linger
+/// zero, close), with [`CloseReason::Aborted`](crate::CloseReason::Aborted). The handle never
+/// closes the socket itself, and holds it only weakly: the descriptor cannot be closed under a
+/// call of the connection, nor reused while the handle wakes it. What a handle cannot end is a
+/// thread that makes no call on the connection (one asleep, or blocked elsewhere).
 #[derive(Clone, Debug)]
 pub struct AbortHandle {
     signal: Arc<Signal<ReaderWaker>>,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use socket2::Socket;
 
-use super::wait::{self, ReadTimeout, ReaderWaker};
+use super::wait::{self, ReadTimeout, ReaderWaker, WriteTimeout};
 use super::{AbortHandle, Connector, Observer};
 use crate::adapter::{DISCARD_CHUNK, Driver, Endpoint, Received, Signal, Steps, sys};
 use crate::{CloseReason, Config, Lifecycle, StdClock};
@@ -70,8 +70,10 @@ use crate::{CloseReason, Config, Lifecycle, StdClock};
 /// ```
 pub struct Connection {
     endpoint: Endpoint<Arc<Socket>, ReaderWaker>,
-    /// The socket's read timeout as last set, so that an unchanged one is not set again.
+    /// The socket's read and write timeouts as last set, so that an unchanged one is not set
+    /// again.
     read_timeout: ReadTimeout,
+    write_timeout: WriteTimeout,
 }
 
 impl Connection {
@@ -136,6 +138,7 @@ impl Connection {
         Self {
             endpoint,
             read_timeout: ReadTimeout::default(),
+            write_timeout: WriteTimeout::default(),
         }
     }
 
@@ -148,11 +151,8 @@ impl Connection {
     /// # Errors
     /// Setting the socket's send timeout failed.
     pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        let timeout = timeout.filter(|t| !t.is_zero());
-        if let Some(socket) = self.endpoint.socket() {
-            socket.set_write_timeout(timeout.map(wait::socket_timeout))?;
-        }
-        self.endpoint.set_idle_timeout(timeout);
+        self.endpoint
+            .set_idle_timeout(timeout.filter(|t| !t.is_zero()));
         Ok(())
     }
 
@@ -179,7 +179,7 @@ impl Connection {
     /// - The OS error that ended the connection (`EPIPE` once the peer is gone): it is closed.
     /// - Once closed, the error that closed it, or [`io::ErrorKind::NotConnected`].
     pub fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
-        wait::send(&mut self.endpoint, buf)
+        wait::send(&mut self.endpoint, buf, &mut self.write_timeout)
     }
 
     /// Sends all of `buf`.
@@ -187,7 +187,7 @@ impl Connection {
     /// # Errors
     /// As [`send`](Self::send).
     pub fn send_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        wait::send_all(&mut self.endpoint, buf)
+        wait::send_all(&mut self.endpoint, buf, &mut self.write_timeout)
     }
 
     /// Shuts the send side (`shutdown(Write)`): the peer reads end of stream after everything

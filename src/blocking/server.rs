@@ -207,11 +207,10 @@ impl Server {
     /// if it is still open) and the server goes on.
     ///
     /// `serve` returns once every connection's thread has finished. The drain's abort of a
-    /// straggler is performed by that thread, at its next call on the connection (a `recv`
-    /// waiting on a silent peer is woken for it): a handler that neither calls nor returns,
-    /// one that sleeps for ever say, keeps `serve` waiting, and so does a `send` blocked on a
-    /// peer that reads nothing, for as long as the idle timeout lets it wait (for ever without
-    /// one).
+    /// straggler is performed by that thread, in its call on the connection (a `recv` waiting
+    /// on a silent peer is woken for it, a `send` waiting on a peer that reads nothing looks
+    /// for it every 50 ms) or at its next one: a handler that neither calls nor returns, one
+    /// that sleeps for ever say, keeps `serve` waiting (A2).
     ///
     /// # Errors
     /// `accept` failed in a way that will not pass (the listening socket itself is broken); the

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use socket2::Socket;
 
-use super::wait::{self, ReadTimeout, ReaderWaker};
+use super::wait::{self, ReadTimeout, ReaderWaker, WriteTimeout};
 use super::{AbortHandle, Connection};
 use crate::CloseReason;
 use crate::adapter::SplitHalf;
@@ -19,6 +19,8 @@ pub struct ReadHalf {
 /// The sending half of a [split](Connection::split) connection.
 pub struct WriteHalf {
     half: SplitHalf<Arc<Socket>, ReaderWaker>,
+    /// The socket's write timeout as last set: the write half is its only sender.
+    write_timeout: WriteTimeout,
 }
 
 impl Connection {
@@ -62,7 +64,13 @@ impl Connection {
     /// ```
     pub fn into_split(self) -> (ReadHalf, WriteHalf) {
         let (read, write) = SplitHalf::split(self.into_endpoint());
-        (ReadHalf { half: read }, WriteHalf { half: write })
+        (
+            ReadHalf { half: read },
+            WriteHalf {
+                half: write,
+                write_timeout: WriteTimeout::default(),
+            },
+        )
     }
 
     /// [`into_split`](Self::into_split), by its earlier name.
@@ -82,7 +90,10 @@ impl ReadHalf {
             Ok(endpoint) => Ok(Connection::from_endpoint(endpoint)),
             Err((read, write)) => Err(ReuniteError(
                 ReadHalf { half: read },
-                WriteHalf { half: write },
+                WriteHalf {
+                    half: write,
+                    write_timeout: WriteTimeout::default(),
+                },
             )),
         }
     }
@@ -121,7 +132,7 @@ impl WriteHalf {
         let answer = self
             .half
             .enter()
-            .and_then(|mut call| wait::send(&mut call, buf));
+            .and_then(|mut call| wait::send(&mut call, buf, &mut self.write_timeout));
         self.half.settle();
         answer
     }
@@ -134,7 +145,7 @@ impl WriteHalf {
         let answer = self
             .half
             .enter()
-            .and_then(|mut call| wait::send_all(&mut call, buf));
+            .and_then(|mut call| wait::send_all(&mut call, buf, &mut self.write_timeout));
         self.half.settle();
         answer
     }

@@ -1,5 +1,6 @@
 //! How the blocking adapter waits: in the system call itself, bounded by the socket's timeouts
-//! (`SO_RCVTIMEO`, `SO_SNDTIMEO`), and woken from another thread by shutting the receive side.
+//! (`SO_RCVTIMEO`, `SO_SNDTIMEO`), and woken from another thread by shutting the receive side
+//! (a `recv`) or within a short slice (a `send`, which nothing short of a close wakes).
 
 use std::io::{self, Read};
 use std::net::Shutdown;
@@ -44,20 +45,35 @@ pub(crate) fn recv(
     connection.after_recv(received)
 }
 
-/// `send` on `connection`: as much of `buf` as the kernel takes now.
-pub(crate) fn send(connection: &mut impl BlockingSteps, buf: &[u8]) -> io::Result<usize> {
+/// `send` on `connection`: as much of `buf` as the kernel takes now. `write_timeout` is the
+/// socket's, as last set.
+pub(crate) fn send(
+    connection: &mut impl BlockingSteps,
+    buf: &[u8],
+    write_timeout: &mut WriteTimeout,
+) -> io::Result<usize> {
     connection.before_send()?;
     let sent = match connection.socket() {
-        Some(socket) => send_once(socket, buf),
+        Some(socket) => send_until_raised(
+            socket,
+            buf,
+            connection.idle_timeout(),
+            write_timeout,
+            connection.signal(),
+        ),
         None => Sent::Raised,
     };
     connection.after_send(sent)
 }
 
 /// All of `buf`, sent on `connection`.
-pub(crate) fn send_all(connection: &mut impl BlockingSteps, mut buf: &[u8]) -> io::Result<()> {
+pub(crate) fn send_all(
+    connection: &mut impl BlockingSteps,
+    mut buf: &[u8],
+    write_timeout: &mut WriteTimeout,
+) -> io::Result<()> {
     while !buf.is_empty() {
-        let sent = send(connection, buf)?;
+        let sent = send(connection, buf, write_timeout)?;
         buf = buf.get(sent..).unwrap_or_default();
     }
     Ok(())
@@ -93,12 +109,53 @@ pub(crate) fn prepare(socket: &Socket) -> io::Result<()> {
     sys::prepare_no_signal(socket)
 }
 
-/// `send(2)` without `SIGPIPE`, bounded by the socket's send timeout, if one is set.
-fn send_once(socket: &Socket, buf: &[u8]) -> Sent {
-    match sys::send(socket, buf) {
-        Ok(n) => Sent::Bytes(n),
-        Err(error) if is_timeout(&error) => Sent::TimedOut,
-        Err(error) => Sent::Failed(error),
+/// The longest a blocked `send` waits before it looks at the signal again: how late an abort
+/// (a drain's, at its deadline) can be for a send the peer takes nothing of, and how far past
+/// the idle timeout the last byte the peer took can leave it.
+const SEND_SLICE: Duration = Duration::from_millis(50);
+
+/// The write timeout (`SO_SNDTIMEO`) last set on a socket, as [`ReadTimeout`] is the read one.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct WriteTimeout(Option<Duration>);
+
+/// One `send(2)` without `SIGPIPE`: as much of `buf` as the kernel takes, waiting for room at
+/// most `idle` (`None`: for ever) if it takes nothing at once; returns soon after `signal` is
+/// raised (an abort, or the other half's close).
+///
+/// The wait is cut into slices of at most [`SEND_SLICE`] (the socket's send timeout), the signal
+/// checked between: no system call wakes a blocked `send` without closing the socket under it
+/// (shutting the receive side does not). A slice ends early with what the kernel took, so a
+/// peer that takes a little at a time is progress, and one that takes nothing is timed out
+/// `idle` after the wait began, however a `send_all` is split.
+fn send_until_raised(
+    socket: &Socket,
+    buf: &[u8],
+    idle: Option<Duration>,
+    set: &mut WriteTimeout,
+    signal: &Signal<ReaderWaker>,
+) -> Sent {
+    let started = std::time::Instant::now();
+    loop {
+        if signal.is_raised() {
+            return Sent::Raised;
+        }
+        let left = idle.map(|idle| idle.saturating_sub(started.elapsed()));
+        if left == Some(Duration::ZERO) {
+            return Sent::TimedOut;
+        }
+        let slice = socket_timeout(left.map_or(SEND_SLICE, |left| left.min(SEND_SLICE)));
+        if set.0 != Some(slice) {
+            set.0 = None;
+            if let Err(error) = socket.set_write_timeout(Some(slice)) {
+                return Sent::Failed(error);
+            }
+            set.0 = Some(slice);
+        }
+        match sys::send(socket, buf) {
+            Ok(n) => return Sent::Bytes(n),
+            Err(error) if is_timeout(&error) => {}
+            Err(error) => return Sent::Failed(error),
+        }
     }
 }
 
