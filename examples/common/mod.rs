@@ -44,7 +44,7 @@ pub fn args() -> Vec<Arg> {
             out.push(Arg::Word(arg));
         } else if arg == "--" {
             words_only = true;
-        } else if arg.starts_with('-') && arg.len() > 1 {
+        } else if arg.starts_with('-') && arg.len() > 1 && !is_negative_number(&arg) {
             let (name, inline) = match arg.split_once('=') {
                 Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
                 None => (arg, None),
@@ -55,6 +55,12 @@ pub fn args() -> Vec<Arg> {
         }
     }
     out
+}
+
+/// Whether `arg` is a negative number (`-1s`): a flag's value, to be refused as such, not a flag.
+fn is_negative_number(arg: &str) -> bool {
+    arg.strip_prefix('-')
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit() || c == '.'))
 }
 
 /// The value of flag `name`: written inside it, or the next argument (which must not be a flag).
@@ -78,6 +84,9 @@ pub fn parse_duration(flag: &str, text: &str) -> Result<Duration, String> {
     let bad = |why: &str| {
         format!("{flag}: bad duration '{text}': {why} (write it like 250us, 500ms, 2s or 1.5s)")
     };
+    if text.starts_with('-') {
+        return Err(bad("it must not be negative"));
+    }
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(|| bad("no unit"))?;
