@@ -45,6 +45,11 @@ for_each_adapter! {
     s9_drain_serves_well_behaved_clients_and_aborts_stragglers_at_the_deadline,
     s10_refused_unresolvable_and_in_use_give_clear_errors_and_leave_nothing_open,
     l4_at_the_cap_the_server_accepts_no_more_until_a_connection_closes,
+    #[cfg_attr(
+        windows,
+        ignore = "on Windows a blocked send is one call, bounded by the idle timeout alone: a \
+                  Winsock send that times out leaves its socket undefined, so it is not sliced"
+    )]
     l3_a_drain_aborts_handlers_blocked_in_send_at_its_deadline;
     blocking only:
     l3_a_blocking_handler_that_checks_the_drain_finishes_gracefully_before_the_deadline;

@@ -12,7 +12,8 @@ use crate::adapter::{Abort, Signal};
 /// and wakes a `recv` blocked on a silent peer by shutting down the socket's receive side (on
 /// Windows, where that wakes nothing, a `recv` looks at the flag every 50 ms). A `send` waiting
 /// for a peer that reads nothing looks at it every 50 ms: no system call wakes a blocked `send`
-/// short of closing the socket under it. The connection's own thread then resets it (linger
+/// short of closing the socket under it. (Not on Windows, where a `send` that times out leaves
+/// its socket undefined: there a blocked `send` ends at the idle timeout, and the abort after.) The connection's own thread then resets it (linger
 /// zero, close), with [`CloseReason::Aborted`](crate::CloseReason::Aborted). The handle never
 /// closes the socket itself, and holds it only weakly: the descriptor cannot be closed under a
 /// call of the connection, nor reused while the handle wakes it. What a handle cannot end is a

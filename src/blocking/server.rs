@@ -209,7 +209,7 @@ impl Server {
     /// `serve` returns once every connection's thread has finished. The drain's abort of a
     /// straggler is performed by that thread, in its call on the connection (a `recv` waiting
     /// on a silent peer is woken for it, a `send` waiting on a peer that reads nothing looks
-    /// for it every 50 ms) or at its next one: a handler that neither calls nor returns, one
+    /// for it every 50 ms, on Windows only at the idle timeout) or at its next one: a handler that neither calls nor returns, one
     /// that sleeps for ever say, keeps `serve` waiting (A2).
     ///
     /// # Errors

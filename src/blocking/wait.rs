@@ -112,6 +112,7 @@ pub(crate) fn prepare(socket: &Socket) -> io::Result<()> {
 /// The longest a blocked `send` waits before it looks at the signal again: how late an abort
 /// (a drain's, at its deadline) can be for a send the peer takes nothing of, and how far past
 /// the idle timeout the last byte the peer took can leave it.
+#[cfg(not(windows))]
 const SEND_SLICE: Duration = Duration::from_millis(50);
 
 /// The write timeout (`SO_SNDTIMEO`) last set on a socket, as [`ReadTimeout`] is the read one.
@@ -127,6 +128,9 @@ pub(crate) struct WriteTimeout(Option<Duration>);
 /// (shutting the receive side does not). A slice ends early with what the kernel took, so a
 /// peer that takes a little at a time is progress, and one that takes nothing is timed out
 /// `idle` after the wait began, however a `send_all` is split.
+///
+/// Not on Windows, which has a version of its own, below.
+#[cfg(not(windows))]
 fn send_until_raised(
     socket: &Socket,
     buf: &[u8],
@@ -156,6 +160,36 @@ fn send_until_raised(
             Err(error) if is_timeout(&error) => {}
             Err(error) => return Sent::Failed(error),
         }
+    }
+}
+
+/// One `send(2)` without `SIGPIPE`, waiting for room at most `idle` (`None`: for ever).
+///
+/// On Windows a `send` that times out leaves the socket's state undefined (part of the buffer
+/// may have gone, unreported), so the wait is not cut into slices: it is one call, bounded by
+/// the idle timeout alone, and an abort is seen only once it returns.
+#[cfg(windows)]
+fn send_until_raised(
+    socket: &Socket,
+    buf: &[u8],
+    idle: Option<Duration>,
+    set: &mut WriteTimeout,
+    signal: &Signal<ReaderWaker>,
+) -> Sent {
+    if signal.is_raised() {
+        return Sent::Raised;
+    }
+    let wanted = idle.map(socket_timeout);
+    if set.0 != wanted || wanted.is_none() {
+        if let Err(error) = socket.set_write_timeout(wanted) {
+            return Sent::Failed(error);
+        }
+        set.0 = wanted;
+    }
+    match sys::send(socket, buf) {
+        Ok(n) => Sent::Bytes(n),
+        Err(error) if is_timeout(&error) => Sent::TimedOut,
+        Err(error) => Sent::Failed(error),
     }
 }
 
