@@ -51,6 +51,14 @@ fn app() -> Router {
             post(|| async { (StatusCode::PAYLOAD_TOO_LARGE, "upload too large\n") }),
         )
         .route("/events", get(|| async { Body::from_stream(events()) }))
+        // A handler that never answers, nor reads the body it was sent.
+        .route(
+            "/stall",
+            post(|| async {
+                std::future::pending::<()>().await;
+                "never"
+            }),
+        )
 }
 
 /// An endless event stream.
@@ -378,5 +386,68 @@ fn s13_a_drain_with_an_endless_stream_open_ends_at_the_drain_deadline_and_on_axu
         [(1, CloseReason::Graceful), (2, CloseReason::DrainAborted)],
         "L3 violated: the kept-alive connection closes gracefully, and the stream's close reason \
          says the drain aborted it"
+    );
+}
+
+#[test]
+fn l3_a_request_whose_handler_never_answers_is_aborted_at_the_drain_deadline() {
+    const DRAIN: Duration = Duration::from_millis(300);
+    let log = Log::default();
+    let (took, report) = run("L3", async {
+        let config = ServerConfig {
+            drain_timeout: DRAIN,
+            ..ServerConfig::default()
+        };
+        let server = bind(config, &log).await;
+        let address = server.local_addr();
+        let drain = server.drain_handle();
+        let on_signal = drain.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(async move {
+            axum::serve(server, app())
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                    on_signal.drain();
+                })
+                .await
+        });
+        // hyper reads the head and a part of the body, then waits on the handler: it neither
+        // reads nor writes the connection, it only flushes it.
+        let mut client = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("L3: connecting");
+        client
+            .write_all(b"POST /stall HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n")
+            .await
+            .expect("L3: the head");
+        client
+            .write_all(&[0; 100_000])
+            .await
+            .expect("L3: a part of the body");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let started = Instant::now();
+        let _ = stop.send(());
+        serving
+            .await
+            .expect("the serving task")
+            .expect("axum::serve");
+        let took = started.elapsed();
+        (took, drain.drained().await)
+    });
+    eprintln!(
+        "L3: axum::serve returned {} ms after the drain began (drain timeout {} ms) with a request in its handler; {report:?}",
+        took.as_millis(),
+        DRAIN.as_millis()
+    );
+    assert!(
+        took < DRAIN + TOLERANCE,
+        "L3 violated: axum::serve returned {took:?} after the drain began"
+    );
+    assert_eq!(report.aborted_by_drain, 1, "L3: {report:?}");
+    let closes: Vec<CloseReason> = log.all_closes().into_iter().map(|(_, r)| r).collect();
+    assert_eq!(
+        closes,
+        [CloseReason::DrainAborted],
+        "L3 violated: the connection whose request was never answered is aborted by the drain"
     );
 }

@@ -638,3 +638,49 @@ async fn a_server_dropped_after_accept_without_a_drain_leaves_no_task_behind() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l3_a_handler_that_goes_on_after_its_connection_closed_is_dropped_at_the_drain_deadline() {
+    const DRAIN: Duration = Duration::from_millis(300);
+    within("L3", async {
+        let server = Server::bind(
+            "127.0.0.1:0",
+            ServerConfig {
+                drain_timeout: DRAIN,
+                ..ServerConfig::default()
+            },
+        )
+        .await
+        .expect("bind");
+        let address = server.local_addr();
+        let drain = server.drain_handle();
+        let serving = tokio::spawn(server.serve(
+            |connection| {
+                Box::pin(async move {
+                    let mut buffer = [0; 16];
+                    let _ = connection.recv(&mut buffer).await; // the peer's reset
+                    // Then something else for ever: a retry, a queue, with no connection.
+                    std::future::pending::<()>().await;
+                    Ok(())
+                })
+            },
+            |_| (),
+        ));
+        let client = TcpStream::connect(address).await.expect("connect");
+        SockRef::from(&client)
+            .set_linger(Some(Duration::ZERO))
+            .expect("linger");
+        drop(client); // a reset
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        drain.drain();
+        let report = serving.await.expect("the server task").expect("serve");
+        let took = started.elapsed();
+        assert!(
+            took < DRAIN + LATE,
+            "L3 violated: serve returned {took:?} after the drain began, its handler still running"
+        );
+        assert_eq!(report.accepted, 1, "{report:?}");
+    })
+    .await;
+}

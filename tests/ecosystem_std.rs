@@ -304,3 +304,52 @@ fn the_connection_and_its_halves_are_the_streams_std_code_takes() {
     reader::<socket_lifecycle::blocking::ReadHalf>();
     writer::<socket_lifecycle::blocking::WriteHalf>();
 }
+
+/// The CPU time, in clock ticks, the thread `tid` of this process has used.
+#[cfg(target_os = "linux")]
+fn thread_cpu_ticks(tid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).expect("its stat");
+    // After the command's closing parenthesis: state is field 3, utime 14 and stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("a stat line")
+        .1
+        .split_whitespace()
+        .collect();
+    let field = |n: usize| -> u64 { fields[n - 3].parse().expect("a tick count") };
+    field(14) + field(15)
+}
+
+/// A listener handed over non-blocking (as an async runtime or a socket-activation crate may
+/// leave it) is served blocking: the accept loop waits in `accept` instead of spinning.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_blocking_server_on_a_nonblocking_listener_waits_in_accept_without_spinning() {
+    use socket_lifecycle::blocking::{Server, ServerConfig};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let server = Server::from_std(listener, ServerConfig::default()).expect("from_std");
+    let drain = server.drain_handle();
+    let (tid_sender, tid) = mpsc::channel();
+    let serving = thread::spawn(move || {
+        let me = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
+        let _ = tid_sender.send(
+            me.file_name()
+                .expect("a tid")
+                .to_string_lossy()
+                .into_owned(),
+        );
+        server.serve(|_| Ok(()), |_| ())
+    });
+    let tid = tid.recv_timeout(PATIENCE).expect("the server's thread");
+    let before = thread_cpu_ticks(&tid);
+    thread::sleep(Duration::from_millis(500));
+    let used = thread_cpu_ticks(&tid) - before;
+    drain.drain();
+    serving.join().expect("the server returns").expect("serve");
+    // A spinning loop uses the whole half second, some 50 ticks; a waiting one next to none.
+    assert!(
+        used < 10,
+        "the accept loop used {used} clock ticks of CPU in 500 ms with no client: it spins"
+    );
+}

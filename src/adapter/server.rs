@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant as StdInstant};
 
@@ -82,7 +83,7 @@ pub struct ServeReport {
 }
 
 /// What ends a connection from the server's side: its abort handle.
-pub(crate) trait Abort: Send {
+pub(crate) trait Abort: Send + Clone {
     /// The drain's abort, at its deadline (rule L3).
     fn abort_for_drain(&self);
 }
@@ -101,6 +102,9 @@ pub(crate) struct Books<H> {
     open: Mutex<HashMap<u64, H>>,
     tracker: DrainTracker,
     report: Mutex<ServeReport>,
+    /// Set once the drain's deadline has passed: a connection served after it (admitted just
+    /// before the drain began) is aborted as it is served.
+    deadline_passed: AtomicBool,
     max_connections: usize,
     clock: StdClock,
     /// Called after each connection is released, for the waits on the count: the cap's and
@@ -119,6 +123,7 @@ impl<H: Abort> Books<H> {
             open: Mutex::new(HashMap::new()),
             tracker: DrainTracker::new(),
             report: Mutex::new(ServeReport::default()),
+            deadline_passed: AtomicBool::new(false),
             max_connections: config.max_connections.max(1),
             clock,
             on_release: Box::new(on_release),
@@ -168,10 +173,13 @@ impl<H: Abort> Books<H> {
     /// An accept returned a connection from `addr`: counted open, numbered, registered with the
     /// drain tracker. `None` once the drain has begun: the loop stops.
     pub(crate) fn admit(&self, addr: SocketAddr) -> Option<Admission> {
-        // Refused only after a stop, and the loop has stopped before any.
-        let _ = self.listener().handle_accepted(self.clock.now());
+        // Refused once a drain has begun (on another thread, for a server whose connections
+        // another runs): then the listener did not count it, and must not count it closed.
+        let counted = self.listener().handle_accepted(self.clock.now()).is_ok();
         let Some(registration) = self.tracker.register() else {
-            let _ = self.listener().handle_connection_closed(self.clock.now());
+            if counted {
+                let _ = self.listener().handle_connection_closed(self.clock.now());
+            }
             return None;
         };
         let mut counts = self.counts();
@@ -197,7 +205,14 @@ impl<H: Abort> Books<H> {
     /// returned [`Served`] once the connection is closed (however its thread or task ends, or
     /// its close) counts it closed.
     pub(crate) fn serve(self: &Arc<Self>, admission: Admission, abort: H) -> Served<H> {
-        self.open().insert(admission.peer.id, abort);
+        self.open().insert(admission.peer.id, abort.clone());
+        if self.deadline_passed.load(Ordering::SeqCst) {
+            // Admitted before the drain began, served after its deadline passed: the aborts
+            // missed it (L3).
+            abort.abort_for_drain();
+            let mut counts = self.counts();
+            counts.aborted_by_drain = counts.aborted_by_drain.saturating_add(1);
+        }
         Served {
             books: Arc::clone(self),
             id: admission.peer.id,
@@ -250,6 +265,7 @@ impl<H: Abort> Books<H> {
     /// The drain deadline passed: the connections still open are aborted, each once (L3),
     /// and counted.
     pub(crate) fn abort_stragglers<L>(&self, listening: &mut Option<L>) {
+        self.deadline_passed.store(true, Ordering::SeqCst);
         let _ = self.listener().handle_timeout(self.clock.now());
         let aborted = self.perform(listening);
         let mut counts = self.counts();
@@ -275,7 +291,10 @@ impl<H: Abort> Books<H> {
                 Some(ListenerAction::StopAccepting) => {}
                 Some(ListenerAction::Close) => drop(listening.take()),
                 Some(ListenerAction::AbortConnections { .. }) => {
-                    for handle in self.open().values() {
+                    // Out of the lock: an abort wakes whatever waits on the connection, which
+                    // must be free to release it from the books.
+                    let handles: Vec<H> = self.open().values().cloned().collect();
+                    for handle in handles {
                         handle.abort_for_drain();
                         aborted = aborted.saturating_add(1);
                     }
@@ -319,5 +338,94 @@ impl<H: Abort> fmt::Debug for Served<H> {
         f.debug_struct("Served")
             .field("id", &self.id)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    /// An abort handle that counts the drain's aborts.
+    #[derive(Clone, Default)]
+    struct Counting(Arc<AtomicU64>);
+
+    impl Abort for Counting {
+        fn abort_for_drain(&self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn addr() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 1))
+    }
+
+    fn books() -> Arc<Books<Counting>> {
+        Books::new(StdClock::new(), &ServerConfig::default(), || {})
+    }
+
+    #[test]
+    fn l3_an_accept_refused_by_a_drain_under_way_leaves_the_open_connection_to_be_aborted() {
+        let books = books();
+        let straggler = Counting::default();
+        let admission = books.admit(addr()).expect("admitted before the drain");
+        let _served = books.serve(admission, straggler.clone());
+        // The drain begins on another thread while an accept returns a connection.
+        let _ = books.begin_drain(Duration::ZERO, &mut None::<()>);
+        assert!(books.admit(addr()).is_none(), "no admission once draining");
+        books.tracker().expire();
+        books.abort_stragglers(&mut None::<()>);
+        assert_eq!(
+            straggler.0.load(Ordering::SeqCst),
+            1,
+            "L3 violated: the connection open at the deadline was not aborted"
+        );
+        assert_eq!(
+            books
+                .report(DrainOutcome::Drained, StdInstant::now())
+                .aborted_by_drain,
+            1
+        );
+    }
+
+    #[test]
+    fn l3_a_connection_served_after_the_deadline_is_aborted_as_it_is_served() {
+        let books = books();
+        let admission = books.admit(addr()).expect("admitted before the drain");
+        let _ = books.begin_drain(Duration::ZERO, &mut None::<()>);
+        books.tracker().expire();
+        books.abort_stragglers(&mut None::<()>);
+        let late = Counting::default();
+        let _served = books.serve(admission, late.clone());
+        assert_eq!(
+            late.0.load(Ordering::SeqCst),
+            1,
+            "L3 violated: a connection admitted before the drain and served after its deadline \
+             escaped the aborts"
+        );
+    }
+
+    #[test]
+    fn l4_the_cap_counts_from_admission_to_release() {
+        let books: Arc<Books<Counting>> = Books::new(
+            StdClock::new(),
+            &ServerConfig {
+                max_connections: 2,
+                ..ServerConfig::default()
+            },
+            || {},
+        );
+        let first = books.admit(addr()).expect("first");
+        let first = books.serve(first, Counting::default());
+        assert!(!books.at_cap(), "L4: one of two");
+        let second = books.admit(addr()).expect("second");
+        assert!(
+            books.at_cap(),
+            "L4 violated: two of two admitted, not at the cap"
+        );
+        drop(first);
+        assert!(!books.at_cap(), "L4 violated: a release frees a place");
+        books.not_served(second);
+        assert_eq!(books.tracker().open(), 0);
     }
 }

@@ -85,6 +85,16 @@ pub(crate) trait Steps {
         self.step(|driver, socket, _| driver.abort(socket))
     }
 
+    /// A flush: nothing is queued to send, but an abort asked for is performed here as before
+    /// any call, so that a stream whose owner only flushes it (hyper, while its handler works
+    /// on a request) is still ended by it; then the error of the closed connection.
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.signal().abort_requested() {
+            return Ok(());
+        }
+        self.step(|driver, socket, signal| driver.check_open(socket, signal))
+    }
+
     /// What a drop means (A1), without the drop: a reset while the send side is open, or else
     /// the lingering close begun, for the caller to finish.
     fn abandon(&mut self) {

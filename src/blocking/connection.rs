@@ -292,16 +292,16 @@ impl io::Read for Connection {
     }
 }
 
-/// Writing is [`send`](Connection::send) (`MSG_NOSIGNAL`). Flushing has nothing to do: every
-/// byte a write returned for is the kernel's already. The end of the stream is
-/// [`shutdown_send`](Connection::shutdown_send).
+/// Writing is [`send`](Connection::send) (`MSG_NOSIGNAL`). Flushing has nothing to send (every
+/// byte a write returned for is the kernel's already), but performs an abort asked for through
+/// a handle. The end of the stream is [`shutdown_send`](Connection::shutdown_send).
 impl io::Write for Connection {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.send(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.endpoint.flush()
     }
 }
 

@@ -157,8 +157,11 @@ impl Server {
     /// at start, say); `config.backlog` is not applied, the socket listens already.
     ///
     /// # Errors
-    /// The socket has no internet address.
+    /// The socket could not be made blocking, or has no internet address.
     pub fn from_std(listener: std::net::TcpListener, config: ServerConfig) -> io::Result<Self> {
+        // One handed over non-blocking (by an async runtime, say) would make the accept loop
+        // spin on `EAGAIN`.
+        listener.set_nonblocking(false)?;
         Self::from_socket(Socket::from(listener), config)
     }
 

@@ -9,7 +9,7 @@ use socket2::Socket;
 use super::wait::{self, ReadTimeout, ReaderWaker, WriteTimeout};
 use super::{AbortHandle, Connection};
 use crate::CloseReason;
-use crate::adapter::SplitHalf;
+use crate::adapter::{SplitHalf, Steps};
 
 /// The receiving half of a [split](Connection::split) connection.
 pub struct ReadHalf {
@@ -184,7 +184,9 @@ impl io::Write for WriteHalf {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        let answer = self.half.enter().and_then(|mut call| call.flush());
+        self.half.settle();
+        answer
     }
 }
 

@@ -217,6 +217,11 @@ impl Connection {
         wait::poll_send(&mut self.endpoint, &mut self.write_timer, cx, buf)
     }
 
+    /// `poll_flush`: see [`Steps::flush`].
+    pub(crate) fn flush_steps(&mut self) -> io::Result<()> {
+        self.endpoint.flush()
+    }
+
     /// Sends all of `buf`.
     ///
     /// # Errors

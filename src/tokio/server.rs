@@ -91,6 +91,12 @@ impl DrainHandle {
     /// A server run by another (`axum::serve`, or a loop on [`Server::accept`]) needs this
     /// after that server has returned: connections it let go of may still be finishing their
     /// lingering close, and a runtime that shuts down would reset them.
+    ///
+    /// The drain is run by [`Server::serve`], or by a task of its own from the first
+    /// [`Server::accept`]: with neither (or a `serve` future dropped during the drain), this
+    /// waits for ever. So does a connection that its owner holds but never uses again after
+    /// the deadline: an abort is performed by whatever drives the connection (any call on it,
+    /// `poll_flush` included).
     pub async fn drained(&self) -> ServeReport {
         let mut done = self.shared.done.subscribe();
         let report = done
@@ -412,8 +418,9 @@ impl Server {
     /// ```
     ///
     /// # Errors
-    /// A drain has begun (kind [`io::ErrorKind::Other`]); or `accept` failed in a way that
-    /// will not pass (the listening socket itself is broken).
+    /// A drain has begun (kind [`io::ErrorKind::Other`]; every later call returns it at once,
+    /// and the listening socket is closed); or `accept` failed in a way that will not pass (the
+    /// listening socket itself is broken).
     pub async fn accept(&mut self) -> io::Result<(Connection, SocketAddr)> {
         self.spawn_drain();
         let observer = Arc::clone(&self.observer);
@@ -455,11 +462,14 @@ impl Server {
         let books = &shared.books;
         let clock = self.clock;
         let config = self.config;
-        let Some(listener) = &self.listener else {
-            return Ok(None);
-        };
         loop {
+            let Some(listener) = &self.listener else {
+                return Ok(None);
+            };
             if shared.is_draining() {
+                // No more accepts (L1): the listening socket is closed now, not when its owner
+                // drops the server, so that new clients are refused rather than held.
+                self.listener = None;
                 return Ok(None);
             }
             if books.at_cap() {
@@ -467,7 +477,7 @@ impl Server {
                 let held = StdInstant::now();
                 tokio::select! {
                     biased;
-                    () = shared.drain_requested() => return Ok(None),
+                    () = shared.drain_requested() => {}
                     () = shared.released_until(|books| !books.at_cap()) => {}
                 }
                 books.held_at_cap(held.elapsed());
@@ -560,8 +570,26 @@ impl Server {
                 .drain(&self.config, self.clock, &mut listening)
                 .await
         };
-        // Each task has closed its connection by now; what is left is the handler's return.
-        while tasks.join_next().await.is_some() {}
+        // Each task's connection is closed by now; a handler that goes on without it (awaiting
+        // something else) is given until the drain deadline, then dropped.
+        let deadline = self
+            .shared
+            .requested
+            .borrow()
+            .and_then(|began| began.checked_add(self.config.drain_timeout))
+            .map(tokio::time::Instant::from_std);
+        let joined = async { while tasks.join_next().await.is_some() {} };
+        let in_time = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, joined).await.is_ok(),
+            None => {
+                joined.await;
+                true
+            }
+        };
+        if !in_time {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
         match fatal {
             Some(error) => Err(error),
             None => Ok(report),
@@ -667,6 +695,10 @@ impl Observer for Tracked {
 /// # Ok(())
 /// # }
 /// ```
+///
+/// Give `axum::serve` its `with_graceful_shutdown`, ending when the drain begins (as above, or
+/// `async move { handle.draining().await }`): without it, a drain stops the accepts and aborts
+/// the connections at its deadline, but `axum::serve` itself never returns.
 #[cfg(feature = "axum")]
 impl axum::serve::Listener for Server {
     type Io = Connection;

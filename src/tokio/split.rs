@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use super::wait::{self, Timer, Wakers};
 use super::{AbortHandle, Connection};
 use crate::CloseReason;
-use crate::adapter::SplitHalf;
+use crate::adapter::{SplitHalf, Steps};
 
 /// The receiving half of a [split](Connection::split) connection: [`AsyncRead`](tokio::io::AsyncRead).
 pub struct ReadHalf {
@@ -164,6 +164,13 @@ impl WriteHalf {
             Ok(mut call) => wait::poll_send(&mut call, &mut self.timer, cx, buf),
             Err(closed) => Poll::Ready(Err(closed)),
         };
+        self.half.settle();
+        answer
+    }
+
+    /// `poll_flush`: see [`Steps::flush`](crate::adapter::Steps::flush).
+    pub(crate) fn flush_steps(&mut self) -> io::Result<()> {
+        let answer = self.half.enter().and_then(|mut call| call.flush());
         self.half.settle();
         answer
     }

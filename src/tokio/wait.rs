@@ -367,8 +367,9 @@ pub(crate) use impl_async_read;
 macro_rules! impl_async_write {
     ($type:ty) => {
         /// Writing is `send` (`MSG_NOSIGNAL`); shutting down is `shutdown_send`, the seed's
-        /// `shutdown(SD_SEND)`: receiving goes on. Flushing has nothing to do: every byte a
-        /// write returned for is the kernel's already.
+        /// `shutdown(SD_SEND)`: receiving goes on. Flushing has nothing to send (every byte a
+        /// write returned for is the kernel's already), but performs an abort asked for, so
+        /// that a drain's abort ends a stream its owner only flushes.
         impl ::tokio::io::AsyncWrite for $type {
             fn poll_write(
                 self: std::pin::Pin<&mut Self>,
@@ -382,7 +383,7 @@ macro_rules! impl_async_write {
                 self: std::pin::Pin<&mut Self>,
                 _: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
-                std::task::Poll::Ready(Ok(()))
+                std::task::Poll::Ready(self.get_mut().flush_steps())
             }
 
             fn poll_shutdown(
