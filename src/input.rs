@@ -49,6 +49,9 @@ pub enum Input {
     EndOfStream,
     /// Report: nothing the application queued is left to send.
     Flushed,
+    /// Report: the peer acknowledged every byte we sent and our end of stream (rule C13), or
+    /// the platform cannot tell, which the adapter documents.
+    Acknowledged,
     /// Report: an I/O operation on the connected socket failed.
     Error(IoErrorKind),
     /// Report: time has passed; deadlines up to `now` are due.
@@ -81,6 +84,8 @@ pub enum InputKind {
     EndOfStream,
     /// [`Input::Flushed`].
     Flushed,
+    /// [`Input::Acknowledged`].
+    Acknowledged,
     /// [`Input::Error`].
     Error,
     /// [`Input::Timeout`].
@@ -102,6 +107,7 @@ impl Input {
             Self::Received { .. } => InputKind::Received,
             Self::EndOfStream => InputKind::EndOfStream,
             Self::Flushed => InputKind::Flushed,
+            Self::Acknowledged => InputKind::Acknowledged,
             Self::Error(_) => InputKind::Error,
             Self::Timeout => InputKind::Timeout,
         }
@@ -110,7 +116,7 @@ impl Input {
 
 impl InputKind {
     /// Every kind, for exhaustive tests.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::StartConnect,
         Self::ShutdownSend,
         Self::Close,
@@ -122,6 +128,7 @@ impl InputKind {
         Self::Received,
         Self::EndOfStream,
         Self::Flushed,
+        Self::Acknowledged,
         Self::Error,
         Self::Timeout,
     ];
@@ -153,6 +160,7 @@ impl InputKind {
             Self::Received => "handle_received",
             Self::EndOfStream => "handle_end_of_stream",
             Self::Flushed => "handle_flushed",
+            Self::Acknowledged => "handle_acknowledged",
             Self::Error => "handle_error",
             Self::Timeout => "handle_timeout",
         }

@@ -232,6 +232,16 @@ impl Lifecycle {
         self.handle(now, Input::Received { len })
     }
 
+    /// The peer acknowledged every byte we sent and our end of stream (`TCP_INFO` says our
+    /// `FIN` was acknowledged, on Linux), or the platform cannot tell. Only in
+    /// [`State::Acknowledging`], where it closes the connection gracefully (rule C13).
+    ///
+    /// # Errors
+    /// [`Error::InvalidTransition`] in any other state.
+    pub fn handle_acknowledged(&mut self, now: Instant) -> Result<Outcome, Error> {
+        self.handle(now, Input::Acknowledged)
+    }
+
     /// `recv` returned 0: the peer will send nothing more.
     ///
     /// # Errors
@@ -309,7 +319,7 @@ impl Lifecycle {
             State::Connecting | State::ClosingFlushing | State::ClosingFlushingPeerShut => {
                 Some(self.deadline)
             }
-            State::Lingering => Some(self.linger_deadline()),
+            State::Lingering | State::Acknowledging => Some(self.linger_deadline()),
             _ => None,
         }
     }
@@ -464,15 +474,16 @@ impl Lifecycle {
                 Ok(self.enter(ClosingFlushingPeerShut))
             }
             (SendShut, Input::Close) => Ok(self.enter(Lingering)),
-            (BothShut, Input::Close) => Ok(self.finish(CloseReason::Graceful)),
+            // Both ends of stream are through: what is left is the peer's acknowledgement of
+            // ours (rule C13).
+            (BothShut, Input::Close) => Ok(self.enter(Acknowledging)),
             (_, Input::Close) => Ok(Unchanged),
 
             (SendFlushing, Input::Flushed) => Ok(self.shut_send_and_enter(SendShut)),
             (PeerShutSendFlushing, Input::Flushed) => Ok(self.shut_send_and_enter(BothShut)),
             (ClosingFlushing, Input::Flushed) => Ok(self.shut_send_and_enter(Lingering)),
             (ClosingFlushingPeerShut, Input::Flushed) => {
-                self.pending.insert(PendingActions::SHUTDOWN_WRITE);
-                Ok(self.finish(CloseReason::Graceful))
+                Ok(self.shut_send_and_enter(Acknowledging))
             }
             (_, Input::Flushed) => Ok(Unchanged),
 
@@ -480,9 +491,13 @@ impl Lifecycle {
             (SendFlushing, Input::EndOfStream) => Ok(self.enter(PeerShutSendFlushing)),
             (SendShut, Input::EndOfStream) => Ok(self.enter(BothShut)),
             (ClosingFlushing, Input::EndOfStream) => Ok(self.enter(ClosingFlushingPeerShut)),
-            (Lingering, Input::EndOfStream) => Ok(self.finish(CloseReason::Graceful)),
+            (Lingering, Input::EndOfStream) => Ok(self.enter(Acknowledging)),
             // recv keeps returning 0 after the end of stream; saying so again is true and harmless.
             (_, Input::EndOfStream) => Ok(Unchanged),
+
+            // Every byte we sent and our end of stream arrived: only now is the close graceful.
+            (Acknowledging, Input::Acknowledged) => Ok(self.finish(CloseReason::Graceful)),
+            (_, Input::Acknowledged) => invalid,
 
             (_, Input::Received { .. }) if !self.may_receive() => invalid,
             (_, Input::Received { len: 0 }) => Err(Error::EmptyReceive),
@@ -500,7 +515,7 @@ impl Lifecycle {
                 self.pending.insert(PendingActions::SET_LINGER_ZERO);
                 Ok(self.finish(CloseReason::LingerTimeout))
             }
-            (Lingering, Input::Timeout) if self.now >= self.linger_deadline() => {
+            (Lingering | Acknowledging, Input::Timeout) if self.now >= self.linger_deadline() => {
                 Ok(self.finish(CloseReason::LingerTimeout))
             }
             (_, Input::Timeout) => Ok(Unchanged),
@@ -515,7 +530,7 @@ impl Lifecycle {
         if next.is_closing() && !self.state.is_closing() {
             self.deadline = self.now.saturating_add(self.config.linger_total());
         }
-        if next == State::Lingering {
+        if matches!(next, State::Lingering | State::Acknowledging) {
             self.restart_idle_deadline();
         }
         if next == State::Closed {

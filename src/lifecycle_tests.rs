@@ -57,6 +57,12 @@ fn reach(state: State) -> Lifecycle {
         ClosingFlushing => &[Input::Close],
         ClosingFlushingPeerShut => &[Input::EndOfStream, Input::Close],
         Lingering => &[Input::ShutdownSend, Input::Flushed, Input::Close],
+        Acknowledging => &[
+            Input::ShutdownSend,
+            Input::Flushed,
+            Input::Close,
+            Input::EndOfStream,
+        ],
         Closed => &[Input::Abort],
     };
     for input in inputs {

@@ -19,7 +19,7 @@
 //!   flushing         SendFlushing ────────── eos ────────► PeerShutSendFlushing
 //!                      │ flushed ⇒ ShutdownWrite             │ flushed ⇒ ShutdownWrite
 //!                      ▼                                     ▼
-//!   shut             SendShut ────────────── eos ────────► BothShut ── close ⇒ Close ──┐
+//!   shut             SendShut ────────────── eos ────────► BothShut ── close ─────────┐
 //!                                                                                      │
 //!   close moves a row above into the block below, keeping its column: Established and  │
 //!   SendFlushing to ClosingFlushing, SendShut to Lingering, PeerShut and               │
@@ -28,9 +28,15 @@
 //!                                                                                      │
 //!   closing,         ClosingFlushing ─────── eos ────────► ClosingFlushingPeerShut     │
 //!   flushing           │ flushed ⇒ ShutdownWrite             │ flushed ⇒              │
-//!                      ▼                                     │   ShutdownWrite, Close │
-//!   closing,         Lingering ───────────── eos ⇒ Close ──► Closed (Graceful) ◄──────┘
-//!   shut             (read and discard)
+//!                      ▼                                     │   ShutdownWrite        │
+//!   closing,         Lingering ───────────── eos ─────────► Acknowledging ◄──────────┘
+//!   shut             (read and discard)                      │ acknowledged ⇒ Close
+//!                                                            ▼
+//!                                                          Closed (Graceful)
+//!
+//!   Acknowledging waits for the peer to acknowledge every byte we sent and our end of stream
+//!   (rule C13), bounded by the linger deadlines like Lingering, its idle one restarted on
+//!   arrival; past them, Close with LingerTimeout.
 //!
 //! From every state but Closed:
 //!   abort (and close before connected)  ⇒ SetLingerZero, Close    Closed (Aborted)
@@ -81,6 +87,10 @@ pub enum State {
     /// Close requested and our end of stream sent: reading and discarding until the peer's end of
     /// stream, so the kernel never holds unread data when the socket is closed.
     Lingering,
+    /// Both ends of stream are through and our end of stream is sent: waiting for the peer to
+    /// acknowledge every byte we sent and our end of stream before the close (rule C13), since
+    /// closing would hand what is unacknowledged to the kernel, which may give it up.
+    Acknowledging,
     /// Closed. Final.
     Closed,
 }
@@ -100,7 +110,7 @@ pub struct Permits {
 
 impl State {
     /// Every state, for exhaustive tests.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Idle,
         Self::Connecting,
         Self::Established,
@@ -112,6 +122,7 @@ impl State {
         Self::ClosingFlushing,
         Self::ClosingFlushingPeerShut,
         Self::Lingering,
+        Self::Acknowledging,
         Self::Closed,
     ];
 
@@ -137,6 +148,7 @@ impl State {
             Self::ClosingFlushing => row(true, false, true, true),
             Self::ClosingFlushingPeerShut => row(true, false, false, false),
             Self::Lingering => row(false, false, true, true),
+            Self::Acknowledging => row(false, false, false, false),
             Self::Closed => row(false, false, false, false),
         }
     }
@@ -145,7 +157,10 @@ impl State {
     pub const fn is_closing(self) -> bool {
         matches!(
             self,
-            Self::ClosingFlushing | Self::ClosingFlushingPeerShut | Self::Lingering
+            Self::ClosingFlushing
+                | Self::ClosingFlushingPeerShut
+                | Self::Lingering
+                | Self::Acknowledging
         )
     }
 
@@ -168,6 +183,7 @@ impl State {
             Self::ClosingFlushing => "ClosingFlushing",
             Self::ClosingFlushingPeerShut => "ClosingFlushingPeerShut",
             Self::Lingering => "Lingering",
+            Self::Acknowledging => "Acknowledging",
             Self::Closed => "Closed",
         }
     }
