@@ -24,6 +24,7 @@ mod signal;
 mod split;
 mod steps;
 pub(crate) mod sys;
+mod tcp_info;
 #[cfg(feature = "tracing")]
 mod tracing_observer;
 
@@ -35,7 +36,7 @@ pub use server::{Peer, ServeReport, ServerConfig};
 pub use tracing_observer::TracingObserver;
 
 pub(crate) use connect::{ConnectSettings, ConnectWalk, MIN_ATTEMPT};
-pub(crate) use driver::{Driver, Received, Sent};
+pub(crate) use driver::{CloseWait, Driver, Received, Sent};
 pub(crate) use endpoint::{DISCARD_CHUNK, Endpoint};
 pub(crate) use server::{Abort, Books, Served};
 pub(crate) use signal::{Signal, Wake};

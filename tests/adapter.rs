@@ -26,7 +26,7 @@ for_each_adapter! {
     a1_dropped_with_its_send_side_open_it_resets_as_abandoned,
     a1_dropped_after_shutdown_send_it_finishes_its_lingering_close,
     a1_dropped_after_shutdown_send_a_silent_peer_is_closed_at_the_linger_deadline,
-    a1_dropped_after_both_directions_ended_it_closes_gracefully_at_once,
+    a1_dropped_after_both_directions_ended_it_closes_gracefully_once_acknowledged,
     a1_split_halves_dropped_after_shutdown_send_finish_the_lingering_close,
     a1_a_server_counts_a_connection_whose_handler_panicked_after_shutdown_send,
     an_abort_handle_wakes_a_recv_blocked_on_a_silent_peer,
@@ -53,7 +53,13 @@ for_each_adapter! {
         ignore = "on Windows a blocked send is one call, bounded by the idle timeout alone: a \
                   Winsock send that times out leaves its socket undefined, so it is not sliced"
     )]
-    a2_an_abort_ends_a_send_blocked_on_a_peer_that_reads_nothing;
+    a2_an_abort_ends_a_send_blocked_on_a_peer_that_reads_nothing,
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "only Linux's TCP_INFO tells the adapter what the peer acknowledged; elsewhere \
+                  Graceful means the peer's end of stream came and ours was handed to the kernel"
+    )]
+    c13_a_reply_the_peer_never_takes_is_not_a_graceful_close;
     blocking only:
     c8_a_nonblocking_socket_handed_over_is_driven_blocking;
     tokio only:
@@ -127,6 +133,16 @@ fn closes(log: &Mutex<Vec<CloseReason>>) -> Vec<CloseReason> {
     log.lock().expect("the log").clone()
 }
 
+/// The close reasons once there is one, or none after [`PATIENCE`]: a graceful close ends when
+/// the peer has acknowledged our end of stream (C13), a moment after the call that began it.
+async fn closes_once_closed<A: Adapter>(log: &Mutex<Vec<CloseReason>>) -> Vec<CloseReason> {
+    let deadline = Instant::now() + PATIENCE;
+    while closes(log).is_empty() && Instant::now() < deadline {
+        A::sleep(Duration::from_millis(1)).await;
+    }
+    closes(log)
+}
+
 /// Long linger deadlines, so only the peer or an abort can end a close in these tests.
 fn long_linger() -> Config {
     Config::new()
@@ -167,7 +183,7 @@ fn t1_split_halves_close_gracefully_once_after_both_are_done<A: Adapter>() -> io
         assert_eq!(received, 10);
         drop(read);
         assert_eq!(
-            closes(&log),
+            closes_once_closed::<A>(&log).await,
             [CloseReason::Graceful],
             "T1 violated: both halves done, both directions ended: one graceful close"
         );
@@ -291,7 +307,7 @@ fn a1_dropped_after_shutdown_send_a_silent_peer_is_closed_at_the_linger_deadline
     })
 }
 
-fn a1_dropped_after_both_directions_ended_it_closes_gracefully_at_once<A: Adapter>()
+fn a1_dropped_after_both_directions_ended_it_closes_gracefully_once_acknowledged<A: Adapter>()
 -> io::Result<()> {
     A::run(async {
         let (mut connection, mut peer, log) = pair::<A>(long_linger())?;
@@ -303,9 +319,10 @@ fn a1_dropped_after_both_directions_ended_it_closes_gracefully_at_once<A: Adapte
         connection.shutdown_send()?;
         drop(connection);
         assert_eq!(
-            closes(&log),
+            closes_once_closed::<A>(&log).await,
             [CloseReason::Graceful],
-            "A1 violated: both directions ended, a drop closes gracefully at once"
+            "A1 violated: both directions ended, a drop closes gracefully once the peer \
+             acknowledged our end of stream (C13)"
         );
         let mut reply = Vec::new();
         peer.read_to_end(&mut reply)?;
@@ -1092,6 +1109,59 @@ fn a2_an_abort_ends_a_send_blocked_on_a_peer_that_reads_nothing<A: Adapter>() ->
             Err(io::ErrorKind::ConnectionReset),
             "C6 violated: an abort must reach the peer as a reset"
         );
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// C13: graceful means acknowledged.
+
+fn c13_a_reply_the_peer_never_takes_is_not_a_graceful_close<A: Adapter>() -> io::Result<()> {
+    const IDLE: Duration = Duration::from_millis(300);
+    A::run(async {
+        // A peer with a small window that sends its request, ends its stream and reads nothing:
+        // our reply fits in our send buffer, so every call succeeds, but the peer never takes
+        // more than its window of it.
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let peer = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        peer.set_recv_buffer_size(16 * 1024)?;
+        peer.connect(&listener.local_addr()?.into())?;
+        let mut peer = TcpStream::from(peer);
+        let (stream, _) = listener.accept()?;
+        socket2::SockRef::from(&stream).set_send_buffer_size(4 * 1024 * 1024)?;
+        let config = Config::new()
+            .with_linger(PATIENCE, IDLE)
+            .expect("valid linger");
+        let (mut connection, log) = logged::<A>(stream, config)?;
+        peer.write_all(b"request")?;
+        peer.shutdown(Shutdown::Write)?;
+        let mut buffer = [0; 64];
+        while connection.recv(&mut buffer).await? > 0 {}
+        connection.send_all(&[7; 1024 * 1024]).await?;
+        let started = Instant::now();
+        let reason = connection.close().await?;
+        let took = started.elapsed();
+        eprintln!(
+            "C13: a 1 MiB reply the peer never takes: closed {reason:?} after {} ms (linger idle {} ms)",
+            took.as_millis(),
+            IDLE.as_millis()
+        );
+        assert_eq!(
+            reason,
+            CloseReason::LingerTimeout,
+            "C13 violated: the peer never acknowledged our reply, yet the close was called {reason:?}"
+        );
+        assert_eq!(
+            closes(&log),
+            [CloseReason::LingerTimeout],
+            "C1: closed once"
+        );
+        assert!(
+            took >= IDLE,
+            "C13 violated: closed {took:?} after the close began, before the {IDLE:?} linger idle \
+             deadline it waits the acknowledgement for"
+        );
+        drop(peer);
         Ok(())
     })
 }

@@ -165,8 +165,10 @@ const S2_REPLY: usize = 256 * 1024;
 /// One exchange: the client sends a request and shuts its send side; the server reads one byte
 /// of it, sends the whole reply, and closes (`graceful`: through the adapter; otherwise a plain
 /// close of a std socket) with the rest of the request unread. The client reads only after the
-/// server has closed, through a small receive window, so that most of the reply is still in the
-/// server's send buffer at close time. Returns what the client got and how its stream ended.
+/// server's close began (for a plain close, after it returned), through a small receive window,
+/// so that most of the reply is still in the server's send buffer when it closes. A graceful
+/// close ends only once the client has read, and so acknowledged, the whole reply (C13).
+/// Returns what the client got and how its stream ended.
 fn s2_exchange<A: Adapter>(
     graceful: bool,
 ) -> (
@@ -180,6 +182,7 @@ fn s2_exchange<A: Adapter>(
     let log = Log::default();
     let server_log = log.clone();
     let (closed, server_closed) = mpsc::channel();
+    let (closing, server_closing) = mpsc::channel();
     // The plain close resets at once; before the client has shut its send side, that reset
     // would fail the client's `shutdown` instead of testing what the client receives.
     let (client_shut, wait_for_client_shut) = mpsc::channel::<()>();
@@ -195,6 +198,7 @@ fn s2_exchange<A: Adapter>(
                     A::accepted(socket.into(), config(5_000, 2_000), server_log.observer(1))?;
                 assert_eq!(connection.recv(&mut one).await?, 1);
                 connection.send_all(&reply).await?;
+                let _ = closing.send(());
                 connection.close().await
             })?;
             Some(reason)
@@ -204,6 +208,7 @@ fn s2_exchange<A: Adapter>(
             stream.write_all(&reply)?;
             let _ = wait_for_client_shut.recv_timeout(HANG);
             drop(stream);
+            let _ = closing.send(());
             None
         };
         let _ = closed.send(());
@@ -225,14 +230,19 @@ fn s2_exchange<A: Adapter>(
         .shutdown(Shutdown::Write)
         .expect("S2: shutting the client's send side");
     let _ = client_shut.send(());
-    server_closed
+    server_closing
         .recv_timeout(HANG)
         .expect("S2: the server closes");
+    // Time for the close to go on with the reply unread: a reset would come now.
+    thread::sleep(Duration::from_millis(200));
+    let (got, error) = read_all(&mut client);
+    server_closed
+        .recv_timeout(HANG)
+        .expect("S2: the server's close ends");
     let reason = server
         .join()
         .expect("S2: the server thread returns")
         .expect("S2: the server side");
-    let (got, error) = read_all(&mut client);
     (
         got,
         error,

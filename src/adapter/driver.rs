@@ -14,7 +14,7 @@ use std::time::Duration;
 use socket2::Socket;
 
 use super::signal::{Signal, Wake};
-use super::{Event, Observer, sys};
+use super::{Event, Observer, sys, tcp_info};
 use crate::{
     Action, CloseReason, Error, Input, Instant, IoErrorKind, Lifecycle, Outcome, State, StdClock,
 };
@@ -31,6 +31,21 @@ pub(crate) enum Received {
     Raised,
     Failed(io::Error),
 }
+
+/// What a close waits for next: bytes to read and throw away, until the deadline (`None`
+/// inside: none); or only time, until this instant, before the peer's acknowledgement is asked
+/// for again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CloseWait {
+    Discard(Option<Instant>),
+    Pause(Instant),
+}
+
+/// The first pause before the peer's acknowledgement is asked for again (C13), doubled each
+/// time up to [`ACK_PAUSE_MAX`]: on loopback it has come by the first asking; on a lossy wire a
+/// retransmission takes a round trip or more.
+const ACK_PAUSE_MIN: Duration = Duration::from_millis(1);
+const ACK_PAUSE_MAX: Duration = Duration::from_millis(100);
 
 /// What one wait to send came back with.
 #[derive(Debug)]
@@ -51,6 +66,8 @@ pub(crate) struct Driver {
     /// The operating system's error that ended the connection, if one did.
     error: Option<io::Error>,
     idle_timeout: Option<Duration>,
+    /// The next pause before the peer's acknowledgement is asked for again (C13).
+    ack_pause: Duration,
 }
 
 impl Driver {
@@ -61,6 +78,7 @@ impl Driver {
             observer,
             error: None,
             idle_timeout: None,
+            ack_pause: ACK_PAUSE_MIN,
         }
     }
 
@@ -366,23 +384,54 @@ impl Driver {
         }
     }
 
-    /// The next wait of a lingering close: `Some(deadline)` to read and discard until then
-    /// (`None` inside: no deadline), or `None` once closed.
-    pub(crate) fn next_discard<W: Wake>(
+    /// The next wait of a lingering close, or `None` once closed. While lingering: read and
+    /// discard until the deadline. Once both ends of stream are through (C13): the peer's
+    /// acknowledgement of everything we sent, asked of the socket here and, while it is not
+    /// there, waited for with a growing pause, within the linger deadlines.
+    pub(crate) fn next_close_wait<W: Wake>(
         &mut self,
         socket: Option<&Socket>,
         signal: &Signal<W>,
-    ) -> Option<Option<Instant>> {
-        if self.lifecycle.is_closed() {
-            return None;
+    ) -> Option<CloseWait> {
+        loop {
+            if self.lifecycle.is_closed() {
+                return None;
+            }
+            if signal.abort_requested() {
+                self.step(socket, signal.abort_input());
+                return None;
+            }
+            if self.lifecycle.must_discard() {
+                return Some(CloseWait::Discard(self.lifecycle.poll_timeout()));
+            }
+            if self.lifecycle.state() != State::Acknowledging {
+                // A state the core never leaves a close in: end it rather than wait for nothing.
+                self.step(socket, Input::Abort);
+                return None;
+            }
+            let deadline = self.lifecycle.poll_timeout();
+            let now = self.clock.now();
+            if deadline.is_some_and(|deadline| deadline <= now) {
+                self.step(socket, Input::Timeout);
+                continue;
+            }
+            match socket.map(tcp_info::acknowledged) {
+                // Where the platform cannot tell, the end of stream handed to the kernel is all
+                // there is to go by.
+                Some(Ok(Some(true) | None)) => self.step(socket, Input::Acknowledged),
+                Some(Ok(Some(false))) => {
+                    let pause = now.saturating_add(self.ack_pause);
+                    self.ack_pause = self.ack_pause.saturating_mul(2).min(ACK_PAUSE_MAX);
+                    let until = deadline.map_or(pause, |deadline| deadline.min(pause));
+                    return Some(CloseWait::Pause(until));
+                }
+                Some(Err(error)) => {
+                    self.fail(error);
+                    self.perform(socket);
+                }
+                None => self.step(socket, Input::Abort),
+            }
         }
-        if signal.abort_requested() || !self.lifecycle.must_discard() {
-            // Nothing but the peer can move a lingering close on; anything else is an abort
-            // asked for, or a state the core never leaves us in here.
-            self.step(socket, signal.abort_input());
-            return None;
-        }
-        Some(self.lifecycle.poll_timeout())
     }
 
     /// Reports what a wait of the lingering close came back with.
@@ -417,16 +466,34 @@ impl Driver {
             .unwrap_or(CloseReason::Aborted)
     }
 
-    /// The owner let go of a connection still open: it is reset, with its own reason (A1).
+    /// The owner let go of a connection still open: it is reset, with its own reason (A1); or,
+    /// once the application shut its send side, closed as a close would, at once if both ends
+    /// of stream are through and the peer has acknowledged ours already.
     pub(crate) fn abandon(&mut self, socket: Option<&Socket>) {
         self.step(socket, Input::Abandon);
+        self.acknowledged_already(socket);
+    }
+
+    /// In `Acknowledging`: if the peer has acknowledged everything already (as it has long
+    /// since, for an end of stream sent well before the close), the close ends now, in the
+    /// caller's call, rather than in a wait of its own.
+    fn acknowledged_already(&mut self, socket: Option<&Socket>) {
+        if self.lifecycle.state() != State::Acknowledging {
+            return;
+        }
+        if let Some(Ok(Some(true) | None)) = socket.map(tcp_info::acknowledged) {
+            self.step(socket, Input::Acknowledged);
+        }
     }
 
     /// Both halves of a split connection are gone: one whose both directions ended (our send
     /// side shut, the peer's end of stream read) closes gracefully; one still open is abandoned.
     pub(crate) fn halves_dropped(&mut self, socket: Option<&Socket>) {
         match self.lifecycle.state() {
-            State::BothShut => self.step(socket, Input::Close),
+            State::BothShut => {
+                self.step(socket, Input::Close);
+                self.acknowledged_already(socket);
+            }
             State::Closed => {}
             _ => self.abandon(socket),
         }

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use socket2::{SockRef, Socket};
 
-use super::driver::{Driver, Received, Sent};
+use super::driver::{CloseWait, Driver, Received, Sent};
 use super::signal::{Signal, Wake};
-use crate::{CloseReason, Instant, StdClock};
+use crate::{CloseReason, StdClock};
 
 /// What an adapter keeps its socket in (a `socket2::Socket` behind an `Arc`, a
 /// `tokio::net::TcpStream`), seen as a socket for the core's actions.
@@ -27,8 +27,8 @@ pub(crate) trait SocketLike: Send + Sync {
 ///
 /// A `send` is the same with [`before_send`](Self::before_send) and
 /// [`after_send`](Self::after_send); a lingering close is [`begin_close`](Self::begin_close),
-/// then waits as [`next_discard`](Self::next_discard) says, each reported with
-/// [`after_discard`](Self::after_discard).
+/// then waits as [`next_close_wait`](Self::next_close_wait) says, a discard reported with
+/// [`after_discard`](Self::after_discard), a pause with nothing.
 ///
 /// Every step goes through one door, [`step`](Self::step), which lends the socket to the
 /// [`Driver`] and does what the owner must once the core has closed.
@@ -71,10 +71,10 @@ pub(crate) trait Steps {
         self.step(|driver, socket, signal| driver.begin_close(socket, signal));
     }
 
-    /// The next wait of the lingering close: read and discard until this deadline (`None`
-    /// inside: none), or `None` once the close is over.
-    fn next_discard(&mut self) -> Option<Option<Instant>> {
-        self.step(|driver, socket, signal| driver.next_discard(socket, signal))
+    /// The next wait of the close: read and discard until a deadline, or pause until the
+    /// peer's acknowledgement is asked for again (C13); `None` once the close is over.
+    fn next_close_wait(&mut self) -> Option<CloseWait> {
+        self.step(|driver, socket, signal| driver.next_close_wait(socket, signal))
     }
 
     fn after_discard(&mut self, received: Received) {

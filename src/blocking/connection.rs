@@ -10,7 +10,7 @@ use socket2::Socket;
 
 use super::wait::{self, ReadTimeout, ReaderWaker, WriteTimeout};
 use super::{AbortHandle, Connector, Observer};
-use crate::adapter::{DISCARD_CHUNK, Driver, Endpoint, Received, Signal, Steps, sys};
+use crate::adapter::{CloseWait, DISCARD_CHUNK, Driver, Endpoint, Received, Signal, Steps, sys};
 use crate::{CloseReason, Config, Lifecycle, StdClock};
 
 /// One TCP connection whose every system call the core decides: the blocking adapter.
@@ -210,19 +210,26 @@ impl Connection {
     pub fn close(&mut self) -> io::Result<CloseReason> {
         let mut discard = [0_u8; DISCARD_CHUNK];
         self.endpoint.begin_close();
-        while let Some(deadline) = self.endpoint.next_discard() {
+        while let Some(wait) = self.endpoint.next_close_wait() {
             let clock = self.endpoint.clock();
-            let received = match self.endpoint.socket() {
-                Some(socket) => wait::recv_until_raised(
-                    socket,
-                    &mut discard,
-                    deadline.map(|deadline| clock.until(deadline)),
-                    &mut self.read_timeout,
-                    self.endpoint.signal(),
-                ),
-                None => Received::Raised,
-            };
-            self.endpoint.after_discard(received);
+            match wait {
+                CloseWait::Discard(deadline) => {
+                    let received = match self.endpoint.socket() {
+                        Some(socket) => wait::recv_until_raised(
+                            socket,
+                            &mut discard,
+                            deadline.map(|deadline| clock.until(deadline)),
+                            &mut self.read_timeout,
+                            self.endpoint.signal(),
+                        ),
+                        None => Received::Raised,
+                    };
+                    self.endpoint.after_discard(received);
+                }
+                CloseWait::Pause(until) => {
+                    wait::pause_until_raised(clock.until(until), self.endpoint.signal());
+                }
+            }
         }
         self.endpoint.outcome()
     }

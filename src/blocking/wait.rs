@@ -287,6 +287,22 @@ pub(crate) fn recv_until_raised(
     }
 }
 
+/// Sleeps for `pause`, or less once `signal` is raised (an abort), which it looks at every
+/// [`PAUSE_SLICE`]: a close waiting for the peer's acknowledgement (C13).
+pub(crate) fn pause_until_raised(pause: Duration, signal: &Signal<ReaderWaker>) {
+    let started = std::time::Instant::now();
+    loop {
+        let left = pause.saturating_sub(started.elapsed());
+        if left.is_zero() || signal.is_raised() {
+            return;
+        }
+        std::thread::sleep(left.min(PAUSE_SLICE));
+    }
+}
+
+/// How often a pause looks at the signal.
+const PAUSE_SLICE: Duration = Duration::from_millis(50);
+
 /// How long a `recv` on Windows waits before it looks at the signal again.
 #[cfg(windows)]
 const SIGNAL_POLL: Duration = Duration::from_millis(50);

@@ -16,7 +16,9 @@ use tokio::io::{Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant as TokioInstant, Sleep};
 
-use crate::adapter::{DISCARD_CHUNK, Received, Sent, Signal, SocketLike, Steps, Wake, sys};
+use crate::adapter::{
+    CloseWait, DISCARD_CHUNK, Received, Sent, Signal, SocketLike, Steps, Wake, sys,
+};
 use crate::{CloseReason, Instant, StdClock};
 
 /// A whole connection, or one half of a split one, of the tokio adapter.
@@ -179,16 +181,29 @@ pub(crate) fn poll_close(
     // Repeating it (each poll) changes nothing once the close has begun.
     connection.begin_close();
     let mut discard = [0_u8; DISCARD_CHUNK];
-    while let Some(deadline) = connection.next_discard() {
-        let until = deadline.map(|deadline| timer_of(connection.clock(), deadline));
-        let received = ready!(poll_received(
-            connection,
-            timer,
-            cx,
-            &mut discard,
-            Some(until)
-        ));
-        connection.after_discard(received);
+    while let Some(wait) = connection.next_close_wait() {
+        match wait {
+            CloseWait::Discard(deadline) => {
+                let until = deadline.map(|deadline| timer_of(connection.clock(), deadline));
+                let received = ready!(poll_received(
+                    connection,
+                    timer,
+                    cx,
+                    &mut discard,
+                    Some(until)
+                ));
+                connection.after_discard(received);
+            }
+            CloseWait::Pause(until) => {
+                // Only time, or an abort, moves a close waiting for the peer's acknowledgement.
+                let signal = connection.signal();
+                signal.waker().read.register(cx.waker());
+                if !signal.is_raised() {
+                    ready!(timer.poll_at(cx, timer_of(connection.clock(), until)));
+                }
+                timer.disarm();
+            }
+        }
     }
     timer.disarm();
     Poll::Ready(connection.outcome())
