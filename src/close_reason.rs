@@ -8,8 +8,10 @@ use crate::IoErrorKind;
 /// once it has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CloseReason {
-    /// Both sides finished: our send side was shut after everything was flushed, and the peer's end
-    /// of stream arrived. Everything we sent went out ahead of our end of stream; what the peer
+    /// Both sides finished, and the peer acknowledged it (rule C13): our send side was shut after
+    /// everything was flushed, the peer's end of stream arrived, and the peer acknowledged every
+    /// byte we sent and our end of stream (where the platform can tell; see
+    /// [`Lifecycle::handle_acknowledged`](crate::Lifecycle::handle_acknowledged)). What the peer
     /// sent after we asked to close was read and discarded, as a lingering close does.
     Graceful,
     /// The peer reset the connection.

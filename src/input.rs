@@ -193,4 +193,15 @@ mod tests {
         assert!(InputKind::AbortForDrain.is_intent());
         assert_eq!(InputKind::AbortForDrain.to_string(), "abort_for_drain");
     }
+
+    #[test]
+    fn c13_acknowledged_is_a_report_named_after_its_method() {
+        assert_eq!(Input::Acknowledged.kind(), InputKind::Acknowledged);
+        assert!(InputKind::ALL.contains(&InputKind::Acknowledged));
+        assert!(
+            !InputKind::Acknowledged.is_intent(),
+            "C13: only the adapter can know the peer acknowledged"
+        );
+        assert_eq!(InputKind::Acknowledged.to_string(), "handle_acknowledged");
+    }
 }

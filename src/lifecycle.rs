@@ -55,10 +55,14 @@ use crate::{
 /// conn.handle_flushed(t(3))?;
 /// assert_eq!(conn.poll_action(), Some(Action::ShutdownWrite));
 ///
-/// // Receive until recv returns 0, then close: nothing is left to wait for.
+/// // Receive until recv returns 0, then close: all that is left is the peer's acknowledgement
+/// // of our end of stream (rule C13), which the adapter reports once it has it.
 /// conn.handle_received(t(4), 14)?;
 /// conn.handle_end_of_stream(t(5))?;
 /// conn.close(t(5))?;
+/// assert_eq!(conn.state(), State::Acknowledging);
+/// assert_eq!(conn.poll_action(), None);
+/// conn.handle_acknowledged(t(6))?;
 /// assert_eq!(conn.poll_action(), Some(Action::Close));
 /// assert_eq!(conn.poll_action(), None);
 /// assert_eq!(conn.state(), State::Closed);
@@ -139,9 +143,11 @@ impl Lifecycle {
     }
 
     /// Closes gracefully: shuts the send side once flushed, reads and discards until the peer's
-    /// end of stream, then emits [`Action::Close`]; bounded by the linger deadlines of the
-    /// [`Config`]. Before the connection is established, there is nothing to close gracefully and
-    /// this is an [`abort`](Self::abort). Repeating it, or closing a closed connection, is a no-op.
+    /// end of stream, waits for the peer to acknowledge what we sent
+    /// ([`handle_acknowledged`](Self::handle_acknowledged), rule C13), then emits
+    /// [`Action::Close`]; bounded by the linger deadlines of the [`Config`]. Before the
+    /// connection is established, there is nothing to close gracefully and this is an
+    /// [`abort`](Self::abort). Repeating it, or closing a closed connection, is a no-op.
     ///
     /// # Errors
     /// None today; the `Result` keeps the shape of every other input.
@@ -524,7 +530,8 @@ impl Lifecycle {
 
     /// The one door every state change goes through, with what entering a state brings: the
     /// total linger deadline starts when a close is first requested, the idle deadline when
-    /// lingering starts (only `SendShut` and `ClosingFlushing` lead there), and `Close` is queued
+    /// lingering starts (only `SendShut` and `ClosingFlushing` lead there) and again when the
+    /// wait for the peer's acknowledgement starts, and `Close` is queued
     /// on arrival in `Closed`, which happens once since it is final.
     fn enter(&mut self, next: State) -> Outcome {
         if next.is_closing() && !self.state.is_closing() {

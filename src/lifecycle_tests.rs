@@ -97,6 +97,7 @@ fn every_input() -> Vec<Input> {
         Input::Received { len: usize::MAX },
         Input::EndOfStream,
         Input::Flushed,
+        Input::Acknowledged,
         Input::Timeout,
     ];
     for kind in IoErrorKind::ALL {
@@ -464,6 +465,13 @@ mod established {
         assert_eq!(conn.state(), State::BothShut);
         assert_eq!(conn.permits(), NOTHING);
         ok(conn.close(t(14)));
+        assert_eq!(conn.state(), State::Acknowledging, "C13 violated");
+        assert_eq!(
+            actions(&mut conn),
+            [],
+            "C13 violated: closed before the peer's ack"
+        );
+        ok(conn.handle_acknowledged(t(15)));
         assert_eq!(
             actions(&mut conn),
             [Action::Close],
@@ -483,6 +491,12 @@ mod established {
         ok(conn.handle_flushed(t(13)));
         assert_eq!(actions(&mut conn), [Action::ShutdownWrite]);
         ok(conn.close(t(14)));
+        assert_eq!(
+            actions(&mut conn),
+            [],
+            "C13 violated: closed before the peer's ack"
+        );
+        ok(conn.handle_acknowledged(t(15)));
         assert_eq!(actions(&mut conn), [Action::Close]);
         assert_eq!(conn.close_reason(), Some(CloseReason::Graceful));
     }
@@ -494,6 +508,7 @@ mod established {
             State::PeerShutSendFlushing,
             State::BothShut,
             State::ClosingFlushingPeerShut,
+            State::Acknowledging,
         ] {
             let mut conn = reach(state);
             assert_eq!(
@@ -565,6 +580,8 @@ mod established {
         );
         ok(conn.handle_received(t(20), 100));
         ok(conn.handle_end_of_stream(t(30)));
+        assert_eq!(conn.state(), State::Acknowledging, "C13 violated");
+        ok(conn.handle_acknowledged(t(31)));
         assert_eq!(actions(&mut conn), [Action::Close], "A1 violated");
         assert_eq!(
             conn.close_reason(),
@@ -593,14 +610,17 @@ mod established {
     }
 
     #[test]
-    fn a1_abandon_after_both_sides_shut_closes_gracefully_at_once() {
+    fn a1_abandon_after_both_sides_shut_closes_gracefully_once_acknowledged() {
         let mut conn = reach(State::BothShut);
         assert_eq!(conn.abandon(t(11)), Ok(Outcome::Changed), "A1 violated");
         assert_eq!(
             actions(&mut conn),
-            [Action::Close],
+            [],
             "A1 violated: a drop after both sides shut reset the connection"
         );
+        assert_eq!(conn.state(), State::Acknowledging, "C13 violated");
+        ok(conn.handle_acknowledged(t(12)));
+        assert_eq!(actions(&mut conn), [Action::Close], "A1 violated");
         assert_eq!(
             conn.close_reason(),
             Some(CloseReason::Graceful),
@@ -609,17 +629,15 @@ mod established {
     }
 
     #[test]
-    fn a1_abandon_after_the_peer_shut_while_ours_flushes_closes_gracefully_on_the_flush() {
+    fn a1_abandon_after_the_peer_shut_while_ours_flushes_closes_gracefully_once_acknowledged() {
         let mut conn = reach(State::PeerShutSendFlushing);
         assert_eq!(conn.abandon(t(11)), Ok(Outcome::Changed), "A1 violated");
         assert_eq!(conn.state(), State::ClosingFlushingPeerShut, "A1 violated");
         assert_eq!(actions(&mut conn), [], "A1 violated: the flush cut short");
         ok(conn.handle_flushed(t(12)));
-        assert_eq!(
-            actions(&mut conn),
-            [Action::ShutdownWrite, Action::Close],
-            "A1 violated"
-        );
+        assert_eq!(actions(&mut conn), [Action::ShutdownWrite], "A1 violated");
+        ok(conn.handle_acknowledged(t(13)));
+        assert_eq!(actions(&mut conn), [Action::Close], "A1 violated");
         assert_eq!(
             conn.close_reason(),
             Some(CloseReason::Graceful),
@@ -663,18 +681,17 @@ mod closing_flushing {
         ok(conn.handle_flushed(t(12)));
         assert_eq!(actions(&mut conn), [Action::ShutdownWrite], "C4 violated");
         ok(conn.handle_end_of_stream(t(13)));
+        ok(conn.handle_acknowledged(t(14)));
         assert_eq!(actions(&mut conn), [Action::Close], "C4 violated");
     }
 
     #[test]
-    fn c4_close_after_the_peer_shut_emits_shutdown_then_close_on_the_flush() {
+    fn c4_close_after_the_peer_shut_emits_shutdown_on_the_flush_then_close() {
         let mut conn = reach(State::ClosingFlushingPeerShut);
         ok(conn.handle_flushed(t(11)));
-        assert_eq!(
-            actions(&mut conn),
-            [Action::ShutdownWrite, Action::Close],
-            "C4 violated"
-        );
+        assert_eq!(actions(&mut conn), [Action::ShutdownWrite], "C4 violated");
+        ok(conn.handle_acknowledged(t(12)));
+        assert_eq!(actions(&mut conn), [Action::Close], "C4 violated");
         assert_eq!(conn.close_reason(), Some(CloseReason::Graceful));
     }
 
@@ -784,6 +801,8 @@ mod lingering {
             );
         }
         ok(conn.handle_end_of_stream(t(160)));
+        assert_eq!(conn.state(), State::Acknowledging, "C13 violated");
+        ok(conn.handle_acknowledged(t(161)));
         assert_eq!(actions(&mut conn), [Action::Close]);
         assert_eq!(conn.close_reason(), Some(CloseReason::Graceful));
     }
@@ -898,6 +917,7 @@ mod lingering {
         );
         assert_eq!(conn.poll_timeout(), deadline, "A1 violated: deadline moved");
         ok(conn.handle_end_of_stream(t(13)));
+        ok(conn.handle_acknowledged(t(14)));
         assert_eq!(actions(&mut conn), [Action::Close], "A1 violated");
         assert_eq!(
             conn.close_reason(),
@@ -930,6 +950,287 @@ mod lingering {
             Some(CloseReason::LingerTimeout),
             "A1 violated"
         );
+    }
+}
+
+// Tests for the Acknowledging state (rule C13): both ends of stream are through, and the close
+// waits for the peer to acknowledge ours.
+mod acknowledging {
+    use super::*;
+
+    /// The three ways a graceful close reaches its end, each from a connection reached at 10 ms
+    /// and moved on at `at`: the inputs that take it to Acknowledging, and the actions they leave.
+    fn graceful_paths(at: Instant) -> Vec<(&'static str, Lifecycle, Vec<Action>)> {
+        let mut both_shut = reach(State::BothShut);
+        ok(both_shut.close(at));
+        let mut flushed = reach(State::ClosingFlushingPeerShut);
+        ok(flushed.handle_flushed(at));
+        let mut lingering = reach(State::Lingering);
+        ok(lingering.handle_end_of_stream(at));
+        let mut dropped = reach(State::BothShut);
+        ok(dropped.abandon(at));
+        [
+            ("BothShut, close", both_shut, std::vec![]),
+            (
+                "ClosingFlushingPeerShut, flushed",
+                flushed,
+                std::vec![Action::ShutdownWrite],
+            ),
+            ("Lingering, end of stream", lingering, std::vec![]),
+            ("BothShut, abandon", dropped, std::vec![]),
+        ]
+        .into_iter()
+        .map(|(path, mut conn, expected)| {
+            let performed = actions(&mut conn);
+            assert_eq!(
+                performed, expected,
+                "C13 violated: {path} emitted {performed:?}"
+            );
+            (path, conn, performed)
+        })
+        .collect()
+    }
+
+    #[test]
+    fn c13_every_graceful_path_stops_in_acknowledging_with_no_close_until_acknowledged() {
+        for (path, mut conn, _) in graceful_paths(t(20)) {
+            assert_eq!(
+                conn.state(),
+                State::Acknowledging,
+                "C13 violated: {path} did not wait for the peer's acknowledgement"
+            );
+            assert_eq!(
+                conn.close_reason(),
+                None,
+                "C13 violated: {path} has a reason"
+            );
+            assert_eq!(conn.permits(), NOTHING, "C13 violated: {path}");
+            assert!(conn.state().is_closing(), "C8 violated: {path}");
+            // Everything but the acknowledgement, a deadline, an error or an abort leaves it be.
+            for input in [
+                Input::ShutdownSend,
+                Input::Close,
+                Input::Abandon,
+                Input::EndOfStream,
+                Input::Flushed,
+                Input::Timeout,
+            ] {
+                let deadline = conn.poll_timeout();
+                assert_eq!(
+                    conn.handle(t(30), input),
+                    Ok(Outcome::Unchanged),
+                    "C13 violated: {input:?} after {path}"
+                );
+                assert_eq!(
+                    actions(&mut conn),
+                    [],
+                    "C13 violated: {input:?} after {path} emitted an action"
+                );
+                assert_eq!(conn.state(), State::Acknowledging, "C13 violated");
+                assert_eq!(
+                    conn.poll_timeout(),
+                    deadline,
+                    "C10 violated: {input:?} moved the deadline"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn c13_acknowledged_closes_gracefully_and_close_comes_out_once() {
+        for (path, mut conn, _) in graceful_paths(t(20)) {
+            assert_eq!(
+                conn.handle_acknowledged(t(40)),
+                Ok(Outcome::Changed),
+                "C13 violated after {path}"
+            );
+            assert_eq!(conn.state(), State::Closed, "C13 violated after {path}");
+            assert_eq!(
+                conn.close_reason(),
+                Some(CloseReason::Graceful),
+                "C13 violated after {path}"
+            );
+            assert_eq!(
+                actions(&mut conn),
+                [Action::Close],
+                "C13 violated: not one plain Close after {path}"
+            );
+            assert_eq!(conn.poll_timeout(), None, "C2 violated after {path}");
+            // A second acknowledgement is a report after close: refused, nothing emitted.
+            assert_eq!(
+                conn.handle_acknowledged(t(41)),
+                Err(Error::InvalidTransition {
+                    state: State::Closed,
+                    input: InputKind::Acknowledged
+                }),
+                "C2 violated after {path}"
+            );
+            for input in [Input::Close, Input::Abort, Input::Abandon, Input::Timeout] {
+                ok(conn.handle(t(42), input));
+            }
+            assert_eq!(actions(&mut conn), [], "C1 violated: a second Close");
+            assert_eq!(conn.close_reason(), Some(CloseReason::Graceful));
+        }
+    }
+
+    #[test]
+    fn c13_entering_acknowledging_restarts_the_idle_deadline() {
+        // Lingering since 10 ms: its idle deadline is 210 ms. The peer's end of stream at 150 ms
+        // starts the wait for the acknowledgement, with an idle deadline of its own.
+        let mut conn = reach(State::Lingering);
+        assert_eq!(conn.poll_timeout(), Some(t(210)));
+        ok(conn.handle_end_of_stream(t(150)));
+        assert_eq!(conn.state(), State::Acknowledging);
+        assert_eq!(conn.poll_timeout(), Some(t(350)), "C13 violated");
+        ok(conn.handle_timeout(t(210)));
+        assert!(
+            !conn.is_closed(),
+            "C13 violated: gave up on the acknowledgement at the lingering's idle deadline"
+        );
+    }
+
+    #[test]
+    fn c13_acknowledging_past_its_idle_deadline_closes_as_linger_timeout_never_graceful() {
+        for (path, mut conn, _) in graceful_paths(t(20)) {
+            assert_eq!(
+                conn.poll_timeout(),
+                Some(t(220)),
+                "C13 violated: the idle deadline after {path}"
+            );
+            assert_eq!(conn.handle_timeout(t(219)), Ok(Outcome::Unchanged));
+            assert!(
+                !conn.is_closed(),
+                "C13 violated: {path} closed before the idle deadline"
+            );
+            ok(conn.handle_timeout(t(220)));
+            // Everything we sent went out ahead of our end of stream, so a plain close: as
+            // Lingering's timeout, no reset.
+            assert_eq!(
+                actions(&mut conn),
+                [Action::Close],
+                "C8 violated after {path}"
+            );
+            assert_eq!(
+                conn.close_reason(),
+                Some(CloseReason::LingerTimeout),
+                "C13 violated: {path} past its idle deadline"
+            );
+            // An acknowledgement that comes too late does not make the close graceful.
+            assert!(conn.handle_acknowledged(t(221)).is_err());
+            assert_eq!(
+                conn.close_reason(),
+                Some(CloseReason::LingerTimeout),
+                "C13 violated: graceful after the deadline"
+            );
+        }
+    }
+
+    #[test]
+    fn c13_acknowledging_past_its_total_deadline_closes_as_linger_timeout_never_graceful() {
+        // Close asked at 10 ms: the total deadline is 1,010 ms. A peer that trickles until
+        // 900 ms, then ends its stream: the wait for the acknowledgement ends at the total
+        // deadline, before its idle one (1,100 ms).
+        let mut conn = reach(State::Lingering);
+        let mut ms = 100;
+        while ms < 900 {
+            ok(conn.handle_received(t(ms), 1));
+            ms += 100;
+        }
+        ok(conn.handle_end_of_stream(t(900)));
+        assert_eq!(conn.state(), State::Acknowledging);
+        assert_eq!(conn.poll_timeout(), Some(t(1_010)), "C8 violated");
+        ok(conn.handle_timeout(t(1_009)));
+        assert!(
+            !conn.is_closed(),
+            "C13 violated: closed before the deadline"
+        );
+        ok(conn.handle_timeout(t(1_010)));
+        assert_eq!(actions(&mut conn), [Action::Close], "C8 violated");
+        assert_eq!(
+            conn.close_reason(),
+            Some(CloseReason::LingerTimeout),
+            "C13 violated: past the total deadline"
+        );
+    }
+
+    #[test]
+    fn c13_acknowledged_in_every_other_state_is_misuse_and_changes_nothing() {
+        // Every other state, and the same states with actions still to hand out: a connect, a
+        // shutdown, a close.
+        let mut starts: Vec<Lifecycle> = State::ALL
+            .into_iter()
+            .filter(|s| *s != State::Acknowledging)
+            .map(reach)
+            .collect();
+        let mut connect_pending = Lifecycle::new(config());
+        ok(connect_pending.start_connect(t(10), 2));
+        starts.push(connect_pending);
+        for state in [
+            State::SendFlushing,
+            State::PeerShutSendFlushing,
+            State::ClosingFlushing,
+        ] {
+            let mut shutdown_pending = reach(state);
+            ok(shutdown_pending.handle_flushed(t(10)));
+            starts.push(shutdown_pending);
+        }
+        let mut close_pending = reach(State::Acknowledging);
+        ok(close_pending.handle_acknowledged(t(10)));
+        starts.push(close_pending);
+        for before in starts {
+            let state = before.state();
+            for now in [t(0), t(10), t(1 << 50), Instant::MAX] {
+                let mut conn = before.clone();
+                assert_eq!(
+                    conn.handle_acknowledged(now),
+                    Err(Error::InvalidTransition {
+                        state,
+                        input: InputKind::Acknowledged
+                    }),
+                    "C13 violated: Acknowledged accepted in {state} (C9: misuse)"
+                );
+                assert_eq!(
+                    conn, before,
+                    "C13 violated: a refused Acknowledged changed {state} (C9)"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn c13_abort_while_acknowledging_resets() {
+        for (abort, reason) in [
+            (Input::Abort, CloseReason::Aborted),
+            (Input::AbortForDrain, CloseReason::DrainAborted),
+        ] {
+            for (path, mut conn, _) in graceful_paths(t(20)) {
+                assert_eq!(conn.handle(t(30), abort), Ok(Outcome::Changed));
+                assert_eq!(
+                    actions(&mut conn),
+                    [Action::SetLingerZero, Action::Close],
+                    "C6 violated: {abort:?} after {path}"
+                );
+                assert_eq!(
+                    conn.close_reason(),
+                    Some(reason),
+                    "C13 violated: {abort:?} after {path}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn c13_an_error_while_acknowledging_closes_with_the_error() {
+        for kind in IoErrorKind::ALL {
+            let mut conn = reach(State::Acknowledging);
+            ok(conn.handle_error(t(20), kind));
+            assert_eq!(actions(&mut conn), [Action::Close], "C7 violated");
+            assert_eq!(
+                conn.close_reason(),
+                Some(CloseReason::from_error(kind)),
+                "C13 violated: {kind:?} while acknowledging"
+            );
+        }
     }
 }
 
@@ -987,6 +1288,7 @@ mod closed {
                 Input::Abandon,
                 Input::AbortForDrain,
                 Input::Close,
+                Input::Acknowledged,
                 Input::Error(IoErrorKind::Reset),
             ] {
                 let mut conn = reach(state);
@@ -996,6 +1298,7 @@ mod closed {
                     finish,
                     Input::EndOfStream,
                     Input::Flushed,
+                    Input::Acknowledged,
                     Input::Close,
                     Input::Abort,
                     Input::Abandon,
@@ -1033,8 +1336,8 @@ mod closed {
 
     #[test]
     fn c10_abandoning_a_closed_connection_emits_nothing_and_keeps_its_reason() {
-        let mut graceful = reach(State::BothShut);
-        ok(graceful.close(t(20)));
+        let mut graceful = reach(State::Acknowledging);
+        ok(graceful.handle_acknowledged(t(20)));
         actions(&mut graceful);
         let mut reset = reach(State::Established);
         ok(reset.handle_error(t(20), IoErrorKind::Reset));
@@ -1070,7 +1373,14 @@ mod closed {
         actions(&mut connect_failed);
         for (mut conn, reason) in [
             (reach(State::Closed), CloseReason::Aborted),
-            (closed(State::BothShut, Input::Close), CloseReason::Graceful),
+            (
+                closed(State::Acknowledging, Input::Acknowledged),
+                CloseReason::Graceful,
+            ),
+            (
+                closed(State::Acknowledging, Input::Timeout),
+                CloseReason::LingerTimeout,
+            ),
             (
                 closed(State::Established, Input::Error(IoErrorKind::Reset)),
                 CloseReason::PeerReset,
@@ -1186,6 +1496,7 @@ mod whole_machine {
             State::ClosingFlushing,
             State::ClosingFlushingPeerShut,
             State::Lingering,
+            State::Acknowledging,
         ] {
             let (mut abandoned, mut closed) = (reach(state), reach(state));
             assert_eq!(

@@ -24,7 +24,8 @@
 //!   close moves a row above into the block below, keeping its column: Established and  │
 //!   SendFlushing to ClosingFlushing, SendShut to Lingering, PeerShut and               │
 //!   PeerShutSendFlushing to ClosingFlushingPeerShut. The total linger deadline starts  │
-//!   then; the idle one when Lingering starts, and again with every byte received.      │
+//!   then; the idle one when Lingering starts, again with every byte received, and     │
+//!   again when Acknowledging starts.                                                   │
 //!                                                                                      │
 //!   closing,         ClosingFlushing ─────── eos ────────► ClosingFlushingPeerShut     │
 //!   flushing           │ flushed ⇒ ShutdownWrite             │ flushed ⇒              │
@@ -48,9 +49,9 @@
 //! Abandon (the owner dropped it, rule A1), by our send side:
 //!   not shut by the application         ⇒ SetLingerZero, Close    Closed (Abandoned)
 //!     (Idle, Connecting, Established, PeerShut)
-//!   shut by the application             as close: BothShut ⇒ Close, Closed (Graceful); SendShut
-//!     (every other state but Closed)      to Lingering; the flushing rows to the closing block;
-//!                                         the closing block goes on, unchanged
+//!   shut by the application             as close: BothShut to Acknowledging; SendShut to
+//!     (every other state but Closed)      Lingering; the flushing rows to the closing block;
+//!                                         the closing block and Acknowledging go on, unchanged
 //!
 //! Closed is final: Close is emitted on arrival there, so exactly once.
 //! ```
