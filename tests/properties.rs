@@ -2,7 +2,7 @@
 //! and clock moves that cross the deadlines) against the core and against a reference model
 //! written independently of it (`tests/reference/`). After every step the core must agree with
 //! the model on everything an observer sees, and every rule of the contract must hold: the
-//! core runs inside `proofs`' harness, whose monitor checks C1-C12, A1 and L1-L3 and names the
+//! core runs inside `proofs`' harness, whose monitor checks C1-C13, A1 and L1-L3 and names the
 //! rule it finds broken.
 //!
 //! `PROPTEST_CASES=10000 cargo test --test properties` runs as CI does.
@@ -111,6 +111,7 @@ impl ReferenceStateMachine for ConnectionReference {
                 .prop_map(|len| Op::Received { len }),
             2 => Just(Op::EndOfStream),
             2 => Just(Op::Flushed),
+            2 => Just(Op::Acknowledged),
             1 => kind().prop_map(Op::Error),
             3 => Just(Op::Timeout),
             6 => Just(Op::PollAction),

@@ -2,7 +2,7 @@
 //! under the rule monitors of `proofs`.
 //!
 //! The target panics only when a rule of the contract breaks: a step the monitor rejects
-//! (C1-C10, C12, A1, L1-L3), a close that time alone does not bring about (C8), a drain that
+//! (C1-C10, C12, C13, A1, L1-L3), a close that time alone does not bring about (C8), a drain that
 //! does not end (L3), or two replays of the same input that differ (C11). Everything else,
 //! misuse included, is an answer the core is allowed to give.
 

@@ -1,4 +1,4 @@
-//! The connection rules C1-C12, and what A1 (drop) and L3 (a drain's abort at its deadline) ask
+//! The connection rules C1-C13, and what A1 (drop) and L3 (a drain's abort at its deadline) ask
 //! of the core, as checks over what an observer of a [`Lifecycle`] sees.
 
 use socket_lifecycle::{
@@ -45,7 +45,8 @@ pub struct ConnectionMonitor {
     queue_closed: bool,
     /// When our end of stream was decided (`Flushed` after a shutdown or close request).
     fin_at: Option<Instant>,
-    /// When the last byte from the peer arrived after our end of stream and a close request.
+    /// When the last byte from the peer arrived after our end of stream and a close request, or
+    /// its end of stream then.
     last_byte_at: Option<Instant>,
 }
 
@@ -225,7 +226,15 @@ impl ConnectionMonitor {
                 }
             }
             Input::Received { .. } if self.lingering() => self.last_byte_at = Some(after.now()),
-            Input::EndOfStream => self.end_of_stream = true,
+            Input::EndOfStream => {
+                // The peer's end of stream ends the lingering and starts the wait for its
+                // acknowledgement of ours (C13), which has an idle deadline of its own: it counts
+                // as the peer's last sign of life, as a byte does.
+                if self.lingering() {
+                    self.last_byte_at = Some(after.now());
+                }
+                self.end_of_stream = true;
+            }
             Input::Error(kind) => {
                 ensure(connected, "C9", || {
                     "an error accepted with no connection".into()
@@ -247,6 +256,7 @@ impl ConnectionMonitor {
             }
             _ => {}
         }
+        self.check_acknowledgement(before, after, input)?;
         if before.state() == State::Connecting
             && self.attempt_in_flight
             && matches!(input, Input::Timeout)
@@ -296,7 +306,7 @@ impl ConnectionMonitor {
         }
         let idle_deadline = self
             .idle_deadline(after.config())
-            .filter(|_| self.lingering());
+            .filter(|_| self.waiting_on_peer());
         if let (Input::Timeout, Some(idle_deadline)) = (input, idle_deadline) {
             ensure(
                 after.now() < idle_deadline || after.is_closed(),
@@ -406,15 +416,20 @@ impl ConnectionMonitor {
     /// Lingering, as an observer sees it: a close was asked for, our end of stream was decided,
     /// the peer's has not come, and `Close` has not come out.
     fn lingering(&self) -> bool {
-        self.close_requested_at.is_some()
-            && self.fin_at.is_some()
-            && !self.end_of_stream
-            && self.closes == 0
+        self.waiting_on_peer() && !self.end_of_stream
     }
 
-    /// Once a close was asked for and our end of stream decided, when the wait for the peer's
-    /// next byte ends: the idle time after our end of stream, the close request, or the peer's
-    /// last byte, whichever came last.
+    /// Waiting on the peer, as an observer sees it: a close was asked for, our end of stream was
+    /// decided, and `Close` has not come out. Before the peer's end of stream that is lingering
+    /// for it; after, waiting for the peer to acknowledge ours (C13). The idle deadline bounds
+    /// both.
+    fn waiting_on_peer(&self) -> bool {
+        self.close_requested_at.is_some() && self.fin_at.is_some() && self.closes == 0
+    }
+
+    /// Once a close was asked for and our end of stream decided, when the wait for the peer ends:
+    /// the idle time after our end of stream, the close request, or the peer's last byte or end
+    /// of stream, whichever came last.
     fn idle_deadline(&self, config: &Config) -> Option<Instant> {
         self.close_requested_at?;
         self.fin_at?;
@@ -423,6 +438,78 @@ impl ConnectionMonitor {
             .flatten()
             .max()?;
         Some(since.saturating_add(config.linger_idle()))
+    }
+
+    /// C13 on one accepted input: only the peer's acknowledgement, handled in Acknowledging,
+    /// closes gracefully; Acknowledging is left only for that, a linger deadline once it has
+    /// come, an error or an abort, each under its own reason; and the acknowledgement fits no
+    /// other state.
+    fn check_acknowledgement(
+        &self,
+        before: &Lifecycle,
+        after: &Lifecycle,
+        input: Input,
+    ) -> Result<(), Violation> {
+        let acknowledging = before.state() == State::Acknowledging;
+        if input == Input::Acknowledged {
+            ensure(acknowledging, "C13", || {
+                format!(
+                    "Acknowledged accepted in {}: only Acknowledging waits for it (C9: misuse)",
+                    before.state()
+                )
+            })?;
+        }
+        if !before.is_closed() && after.close_reason() == Some(CloseReason::Graceful) {
+            ensure(self.end_of_stream, "C5", || {
+                format!("{input:?} closed gracefully before the peer's end of stream")
+            })?;
+            ensure(input == Input::Acknowledged && acknowledging, "C13", || {
+                format!(
+                    "{input:?} in {} closed gracefully without the peer's acknowledgement",
+                    before.state()
+                )
+            })?;
+        }
+        if acknowledging && after.state() != State::Acknowledging {
+            let reason = match input {
+                Input::Acknowledged => Some(CloseReason::Graceful),
+                Input::Timeout => Some(CloseReason::LingerTimeout),
+                Input::Error(kind) => Some(CloseReason::from_error(kind)),
+                Input::Abort => Some(CloseReason::Aborted),
+                Input::AbortForDrain => Some(CloseReason::DrainAborted),
+                _ => None,
+            };
+            ensure(
+                reason.is_some() && after.close_reason() == reason,
+                "C13",
+                || {
+                    format!(
+                        "{input:?} left Acknowledging for {} with reason {:?}",
+                        after.state(),
+                        after.close_reason()
+                    )
+                },
+            )?;
+            // A deadline ends the wait only once it has come: the idle one, counted from when
+            // the wait started, or the total one.
+            if input == Input::Timeout {
+                let total = self
+                    .close_requested_at
+                    .unwrap_or(Instant::MAX)
+                    .saturating_add(after.config().linger_total());
+                let deadline = self
+                    .idle_deadline(after.config())
+                    .map_or(total, |idle| idle.min(total));
+                ensure(after.now() >= deadline, "C13", || {
+                    format!(
+                        "gave up on the peer's acknowledgement at {:?}, before its deadline \
+                         {deadline:?}",
+                        after.now()
+                    )
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Checks what `conn` permits and promises now.
@@ -480,6 +567,25 @@ impl ConnectionMonitor {
                         format!(
                             "a connect attempt with deadline {:?}, not by {bound:?}",
                             conn.poll_timeout()
+                        )
+                    },
+                )?;
+            }
+            // Only a close with both ends of stream through waits for the acknowledgement; before
+            // the peer's end, what it still sends would be neither read nor discarded (C5).
+            if conn.state() == State::Acknowledging {
+                ensure(
+                    self.close_requested_at.is_some()
+                        && self.fin_at.is_some()
+                        && self.end_of_stream,
+                    "C13",
+                    || {
+                        format!(
+                            "Acknowledging before both ends of stream and a close request (close \
+                             {}, ours {}, the peer's {})",
+                            self.close_requested_at.is_some(),
+                            self.fin_at.is_some(),
+                            self.end_of_stream
                         )
                     },
                 )?;

@@ -90,6 +90,7 @@ fn connection_ops(node: &ConnectionHarness) -> Vec<ConnectionOp> {
         Op::Received { len: 1 },
         Op::EndOfStream,
         Op::Flushed,
+        Op::Acknowledged,
         Op::Timeout,
         Op::PollAction,
     ];

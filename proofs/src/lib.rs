@@ -1,6 +1,6 @@
 //! Checks of `socket-lifecycle` that every verification method shares.
 //!
-//! - [`ConnectionMonitor`] and [`ListenerMonitor`] hold the rules of the contract (C1-C12,
+//! - [`ConnectionMonitor`] and [`ListenerMonitor`] hold the rules of the contract (C1-C13,
 //!   L1-L3) as checks over what an observer sees: inputs, their outcomes, the actions handed
 //!   out, and the getters. They remember a handful of flags, never the machine's own state, so
 //!   they are a second opinion rather than a copy.

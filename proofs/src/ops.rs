@@ -136,6 +136,8 @@ pub enum ConnectionOp {
     EndOfStream,
     /// [`Input::Flushed`].
     Flushed,
+    /// [`Input::Acknowledged`].
+    Acknowledged,
     /// [`Input::Error`].
     Error(Kind),
     /// [`Input::Timeout`].
@@ -183,6 +185,7 @@ impl ConnectionOp {
             Self::Received { len } => Input::Received { len: len as usize },
             Self::EndOfStream => Input::EndOfStream,
             Self::Flushed => Input::Flushed,
+            Self::Acknowledged => Input::Acknowledged,
             Self::Error(kind) => Input::Error(kind.into()),
             Self::Timeout => Input::Timeout,
             Self::PollAction

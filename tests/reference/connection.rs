@@ -101,12 +101,18 @@ impl ConnectionModel {
         self.close_requested_at.is_some() && self.fin && !self.peer_fin && !self.closed()
     }
 
+    /// Both ends of stream are through and a close was asked for: all that is missing is the
+    /// peer's acknowledgement of everything we sent (C13).
+    fn acknowledging(&self) -> bool {
+        self.close_requested_at.is_some() && self.fin && self.peer_fin && !self.closed()
+    }
+
     pub fn next_deadline(&self) -> Option<u64> {
         if self.closed() {
             None
         } else if self.started && !self.connected {
             Some(self.attempt_deadline)
-        } else if self.lingering() {
+        } else if self.lingering() || self.acknowledging() {
             self.total_deadline()
                 .map(|total| total.min(self.idle_deadline))
         } else {
@@ -144,15 +150,13 @@ impl ConnectionModel {
         }
     }
 
-    /// Sends our end of stream once the application is done and the flush came.
+    /// Sends our end of stream once the application is done and the flush came. If the peer's
+    /// came already, the close now waits for the peer's acknowledgement (C13).
     fn send_fin(&mut self) -> Answer {
         self.fin = true;
         self.pending.push_back(Action::ShutdownWrite);
         if self.close_requested_at.is_some() {
             self.idle_deadline = self.now + LINGER_IDLE;
-            if self.peer_fin {
-                return self.finish(CloseReason::Graceful, false);
-            }
         }
         Answer::Changed
     }
@@ -249,8 +253,10 @@ impl ConnectionModel {
                 Some(total) if !self.fin && self.now >= total => {
                     self.finish(CloseReason::LingerTimeout, true)
                 }
+                // Waiting for the peer, its end of stream or its acknowledgement, past a deadline:
+                // everything we sent went out ahead of our end of stream, so no reset.
                 Some(total)
-                    if self.lingering()
+                    if (self.lingering() || self.acknowledging())
                         && (self.now >= total || self.now >= self.idle_deadline) =>
                 {
                     self.finish(CloseReason::LingerTimeout, false)
@@ -263,6 +269,10 @@ impl ConnectionModel {
                 let kind = IoErrorKind::from(kind);
                 self.finish(CloseReason::from_error(kind), false)
             }
+            // Only a close waiting for it takes the peer's acknowledgement, and only that makes
+            // the close graceful (C13).
+            Op::Acknowledged if self.acknowledging() => self.finish(CloseReason::Graceful, false),
+            Op::Acknowledged => MISUSE,
             Op::ShutdownSend => {
                 if self.done_sending {
                     Unchanged
@@ -278,10 +288,9 @@ impl ConnectionModel {
                 self.close_requested_at = Some(self.now);
                 self.done_sending = true;
                 if self.fin {
+                    // Lingering for the peer's end of stream, or, once it came, for its
+                    // acknowledgement of ours.
                     self.idle_deadline = self.now + LINGER_IDLE;
-                    if self.peer_fin {
-                        return self.finish(CloseReason::Graceful, false);
-                    }
                 }
                 Answer::Changed
             }
@@ -297,8 +306,9 @@ impl ConnectionModel {
                     return Unchanged;
                 }
                 self.peer_fin = true;
-                if self.lingering_after_fin() {
-                    return self.finish(CloseReason::Graceful, false);
+                if self.acknowledging() {
+                    // The wait for the acknowledgement of ours has an idle deadline of its own.
+                    self.idle_deadline = self.now + LINGER_IDLE;
                 }
                 Answer::Changed
             }
@@ -319,10 +329,5 @@ impl ConnectionModel {
                 unreachable!("not an input")
             }
         }
-    }
-
-    /// A close was asked for and our end of stream is out: the peer's end of stream finishes it.
-    fn lingering_after_fin(&self) -> bool {
-        self.close_requested_at.is_some() && self.fin
     }
 }
