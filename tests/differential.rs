@@ -5,7 +5,10 @@
 //!   end of stream after `shutdown(Write)`, a reset when a side closes with linger zero or with
 //!   unread received data; data already received stays readable before the reset's error, and an
 //!   end of stream received before a reset still reads as end of stream (the reset then shows as
-//!   `EPIPE` to a sender, as Linux reports it in CLOSE-WAIT).
+//!   `EPIPE` to a sender, as Linux reports it in CLOSE-WAIT). What reaches the peer's kernel is
+//!   acknowledged at once, as on loopback: a side whose close waits in `Acknowledging` (C13) is
+//!   told `Acknowledged` as soon as its end of stream is out and no reset came, as an adapter
+//!   reading `TCP_INFO` would be.
 //! - **Sockets**: two `blocking::Connection`s over real loopback sockets (the server side accepted
 //!   from a std listener), each on its own thread, with short linger settings.
 //!
@@ -40,7 +43,9 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use socket_lifecycle::blocking::{AbortHandle, Connection, Connector, Event};
-use socket_lifecycle::{Action, CloseReason, Config, Instant, IoErrorKind, Lifecycle, StdClock};
+use socket_lifecycle::{
+    Action, CloseReason, Config, Instant, IoErrorKind, Lifecycle, State, StdClock,
+};
 
 const LINGER_IDLE: Duration = Duration::from_millis(150);
 const LINGER_TOTAL: Duration = Duration::from_millis(400);
@@ -285,6 +290,14 @@ impl Model {
         }
     }
 
+    /// Whether the peer acknowledged everything side `i` sent and its end of stream: bytes and
+    /// the end of stream reach the peer's kernel the moment they are sent, and it acknowledges
+    /// them at once, whether or not its application reads them (C13). A reset leaves nothing
+    /// acknowledged.
+    fn os_acknowledged(&self, i: usize) -> bool {
+        self.sides[i].fin_out && !self.sides[i].dead
+    }
+
     fn reset(&mut self, i: usize) {
         let side = &mut self.sides[i];
         if side.released || side.dead || (side.fin_in && side.fin_out) {
@@ -300,7 +313,8 @@ impl Model {
 
     // The ideal adapter.
 
-    /// Performs the core's actions; returns the error a shutdown failed with.
+    /// Performs the core's actions, and reports the peer's acknowledgement to a close waiting for
+    /// it (C13); returns the error a shutdown failed with.
     fn perform(&mut self, i: usize) -> Option<IoErrorKind> {
         let mut failed = None;
         while let Some(action) = self.sides[i].lc.poll_action() {
@@ -323,6 +337,14 @@ impl Model {
                 }
                 Action::Connect { .. } => unreachable!("connected already"),
             }
+        }
+        if self.sides[i].lc.state() == State::Acknowledging && self.os_acknowledged(i) {
+            let now = self.t();
+            self.sides[i]
+                .lc
+                .handle_acknowledged(now)
+                .expect("acknowledged");
+            return self.perform(i).or(failed);
         }
         failed
     }
@@ -386,7 +408,12 @@ impl Model {
         loop {
             let mut moved = false;
             for i in 0..2 {
-                while self.sides[i].closing && !self.sides[i].lc.is_closed() {
+                // As an adapter, call recv only while the core permits it: a close waiting for
+                // the peer's acknowledgement has nothing left to read.
+                while self.sides[i].closing
+                    && !self.sides[i].lc.is_closed()
+                    && self.sides[i].lc.may_receive()
+                {
                     let now = self.t();
                     match self.os_recv(i) {
                         Recv::Bytes(n) => {
