@@ -103,7 +103,7 @@ impl ConnectionModel {
 
     /// Both ends of stream are through and a close was asked for: all that is missing is the
     /// peer's acknowledgement of everything we sent (C13).
-    fn acknowledging(&self) -> bool {
+    pub fn acknowledging(&self) -> bool {
         self.close_requested_at.is_some() && self.fin && self.peer_fin && !self.closed()
     }
 
