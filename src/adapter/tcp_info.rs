@@ -41,8 +41,15 @@ pub(crate) fn acknowledged(socket: &Socket) -> io::Result<Option<bool>> {
         return Err(io::Error::last_os_error());
     }
     // `FIN_WAIT2`, `TIME_WAIT`, `CLOSE` (linux/tcp_states.h): our FIN acknowledged, so every byte
-    // before it was.
-    const ACKNOWLEDGED: [u8; 3] = [5, 6, 7];
+    // before it was. `CLOSE` is also where a reset or the kernel giving up leaves a connection:
+    // then the socket holds their error, which is the answer instead.
+    const CLOSE: u8 = 7;
+    const ACKNOWLEDGED: [u8; 3] = [5, 6, CLOSE];
+    if info.tcpi_state == CLOSE {
+        if let Some(error) = socket.take_error()? {
+            return Err(error);
+        }
+    }
     Ok(Some(ACKNOWLEDGED.contains(&info.tcpi_state)))
 }
 
@@ -57,6 +64,48 @@ mod tests {
     use super::*;
     use std::io::Read;
     use std::net::{Shutdown, TcpListener, TcpStream};
+
+    #[test]
+    fn c13_a_connection_the_peer_reset_is_never_called_acknowledged() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        let server = Socket::from(server);
+        // The peer ends its stream, then resets: the connection is down, nothing of ours was
+        // acknowledged, and the kernel's state is CLOSE.
+        client
+            .shutdown(Shutdown::Write)
+            .expect("the peer's end of stream");
+        socket2::SockRef::from(&client)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .expect("linger zero");
+        drop(client);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match acknowledged(&server) {
+                Err(error) => {
+                    assert!(
+                        matches!(
+                            error.kind(),
+                            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                        ),
+                        "C13: the reset's error, not {error}"
+                    );
+                    return;
+                }
+                Ok(Some(true)) => {
+                    panic!("C13 violated: a connection the peer reset was called acknowledged")
+                }
+                Ok(_) => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "C13: the reset never came"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+        }
+    }
 
     #[test]
     fn c13_our_fin_is_acknowledged_by_a_live_peer_and_not_before_it_is_sent() {
