@@ -98,6 +98,35 @@ async fn bind(config: ServerConfig, log: &Log) -> Server {
         .with_observer(move |peer| log.observer(peer.id))
 }
 
+/// `axum::serve` over `server` until `shutdown` ends.
+async fn serve_until(
+    server: Server,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(server, app())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// `axum::serve` over `server` in a task of its own, with the drain started by the signal axum's
+/// graceful shutdown waits for: the task, the sender that gives the signal, the drain handle.
+fn serve(
+    server: Server,
+) -> (
+    tokio::task::JoinHandle<std::io::Result<()>>,
+    tokio::sync::oneshot::Sender<()>,
+    socket_lifecycle::tokio::DrainHandle,
+) {
+    let drain = server.drain_handle();
+    let on_signal = drain.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(serve_until(server, async move {
+        let _ = stopped.await;
+        on_signal.drain();
+    }));
+    (serving, stop, drain)
+}
+
 /// Python's `http.client`: `count` requests each on a connection of its own with `Connection:
 /// close`, then `count` on one kept-alive connection. Prints how many answers were "200 ok".
 const MIXED_CLIENT: &str = r#"
@@ -126,17 +155,7 @@ fn axum_serves_close_and_keep_alive_clients_and_every_close_is_graceful_and_coun
     let report = run("axum", async {
         let server = bind(ServerConfig::default(), &log).await;
         let port = server.local_addr().port();
-        let drain = server.drain_handle();
-        let on_signal = drain.clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(async move {
-            axum::serve(server, app())
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                    on_signal.drain();
-                })
-                .await
-        });
+        let (serving, stop, drain) = serve(server);
         let answers = python(MIXED_CLIENT, vec![port.to_string(), COUNT.to_string()]).await;
         assert_eq!(
             answers.trim(),
@@ -170,17 +189,13 @@ async fn s12_exchange(through_the_crate: bool, log: &Log) -> Upload {
     };
     let (port, serving, drain) = if through_the_crate {
         let server = bind(ServerConfig::default(), log).await;
+        let port = server.local_addr().port();
         let drain = server.drain_handle();
         let on_signal = drain.clone();
-        let port = server.local_addr().port();
-        let serving = tokio::spawn(async move {
-            axum::serve(server, app())
-                .with_graceful_shutdown(async move {
-                    shutdown.await;
-                    on_signal.drain();
-                })
-                .await
-        });
+        let serving = tokio::spawn(serve_until(server, async move {
+            shutdown.await;
+            on_signal.drain();
+        }));
         (port, serving, Some(drain))
     } else {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -331,17 +346,7 @@ fn s13_a_drain_with_an_endless_stream_open_ends_at_the_drain_deadline_and_on_axu
         };
         let server = bind(config, &log).await;
         let address = server.local_addr();
-        let drain = server.drain_handle();
-        let on_signal = drain.clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(async move {
-            axum::serve(server, app())
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                    on_signal.drain();
-                })
-                .await
-        });
+        let (serving, stop, drain) = serve(server);
         // A kept-alive client between requests: hyper ends it on the drain, gracefully.
         let idle = keep_alive_client(address).await;
         let mut events = open_events(address).await;
@@ -400,17 +405,7 @@ fn l3_a_request_whose_handler_never_answers_is_aborted_at_the_drain_deadline() {
         };
         let server = bind(config, &log).await;
         let address = server.local_addr();
-        let drain = server.drain_handle();
-        let on_signal = drain.clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(async move {
-            axum::serve(server, app())
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                    on_signal.drain();
-                })
-                .await
-        });
+        let (serving, stop, drain) = serve(server);
         // hyper reads the head and a part of the body, then waits on the handler: it neither
         // reads nor writes the connection, it only flushes it.
         let mut client = tokio::net::TcpStream::connect(address)
