@@ -201,8 +201,8 @@ impl fmt::Debug for Shared {
 }
 
 /// A TCP server whose listening socket follows the [`Listener`](crate::Listener) lifecycle and whose connections
-/// each follow a [`Lifecycle`](crate::Lifecycle): the [blocking server](crate::blocking::Server)
-/// on tokio.
+/// each follow a [`Lifecycle`](crate::Lifecycle): the blocking adapter's `Server` on tokio, with
+/// the same [`ServerConfig`] and [`ServeReport`].
 ///
 /// [`serve`](Self::serve) runs the accept loop in the calling task and each connection's handler
 /// in a task of its own (`tokio::spawn`). When the handler returns, the connection is closed
