@@ -59,7 +59,8 @@ for_each_adapter! {
         ignore = "only Linux's TCP_INFO tells the adapter what the peer acknowledged; elsewhere \
                   Graceful means the peer's end of stream came and ours was handed to the kernel"
     )]
-    c13_a_reply_the_peer_never_takes_is_not_a_graceful_close;
+    c13_a_reply_the_peer_never_takes_is_not_a_graceful_close,
+    c13_a_reset_before_the_acknowledgement_is_no_graceful_close_when_the_connection_is_dropped;
     blocking only:
     c8_a_nonblocking_socket_handed_over_is_driven_blocking;
     tokio only:
@@ -1116,23 +1117,60 @@ fn a2_an_abort_ends_a_send_blocked_on_a_peer_that_reads_nothing<A: Adapter>() ->
 // ---------------------------------------------------------------------------------------------
 // C13: graceful means acknowledged.
 
+/// A peer with a 16 KiB receive window, connected to a server connection with a 4 MiB send
+/// buffer: a reply larger than the window fits in our buffer, every call succeeds, and the peer
+/// takes no more than its window of it until it reads.
+fn small_window_pair<A: Adapter>(
+    config: Config,
+) -> io::Result<(A::Connection, TcpStream, CloseLog)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let peer = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    peer.set_recv_buffer_size(16 * 1024)?;
+    peer.connect(&listener.local_addr()?.into())?;
+    let peer = TcpStream::from(peer);
+    let (stream, _) = listener.accept()?;
+    socket2::SockRef::from(&stream).set_send_buffer_size(4 * 1024 * 1024)?;
+    let (connection, log) = logged::<A>(stream, config)?;
+    Ok((connection, peer, log))
+}
+
+/// A peer that resets while our reply and end of stream wait for its acknowledgement, before the
+/// connection is dropped: the drop asks the socket whether all was acknowledged, and the answer
+/// is the reset's error (which asking takes off the socket). The close is the reset, never
+/// `Graceful`, however the close goes on after the drop.
+fn c13_a_reset_before_the_acknowledgement_is_no_graceful_close_when_the_connection_is_dropped<
+    A: Adapter,
+>() -> io::Result<()> {
+    A::run(async {
+        let (mut connection, mut peer, log) = small_window_pair::<A>(long_linger())?;
+        peer.write_all(b"request")?;
+        peer.shutdown(Shutdown::Write)?;
+        let mut buffer = [0; 64];
+        while connection.recv(&mut buffer).await? > 0 {}
+        connection.send_all(&[7; 1024 * 1024]).await?;
+        connection.shutdown_send()?;
+        socket2::SockRef::from(&peer).set_linger(Some(Duration::ZERO))?;
+        drop(peer); // a reset, with most of the reply and our end of stream unacknowledged
+        A::sleep(SETTLE).await;
+        drop(connection);
+        assert_eq!(
+            closed_within::<A>(&log, PATIENCE).await,
+            [CloseReason::PeerReset],
+            "C13 violated: the peer reset before it acknowledged our reply, yet the connection, \
+             dropped after, did not close as reset"
+        );
+        Ok(())
+    })
+}
+
 fn c13_a_reply_the_peer_never_takes_is_not_a_graceful_close<A: Adapter>() -> io::Result<()> {
     const IDLE: Duration = Duration::from_millis(300);
     A::run(async {
-        // A peer with a small window that sends its request, ends its stream and reads nothing:
-        // our reply fits in our send buffer, so every call succeeds, but the peer never takes
-        // more than its window of it.
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let peer = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-        peer.set_recv_buffer_size(16 * 1024)?;
-        peer.connect(&listener.local_addr()?.into())?;
-        let mut peer = TcpStream::from(peer);
-        let (stream, _) = listener.accept()?;
-        socket2::SockRef::from(&stream).set_send_buffer_size(4 * 1024 * 1024)?;
+        // A peer with a small window that sends its request, ends its stream and reads nothing.
         let config = Config::new()
             .with_linger(PATIENCE, IDLE)
             .expect("valid linger");
-        let (mut connection, log) = logged::<A>(stream, config)?;
+        let (mut connection, mut peer, log) = small_window_pair::<A>(config)?;
         peer.write_all(b"request")?;
         peer.shutdown(Shutdown::Write)?;
         let mut buffer = [0; 64];

@@ -476,13 +476,20 @@ impl Driver {
 
     /// In `Acknowledging`: if the peer has acknowledged everything already (as it has long
     /// since, for an end of stream sent well before the close), the close ends now, in the
-    /// caller's call, rather than in a wait of its own.
+    /// caller's call, rather than in a wait of its own. A connection the peer reset meanwhile
+    /// ends now too, with that error: asking took it off the socket (`SO_ERROR`), so no later
+    /// question would see it, and the connection would pass for acknowledged.
     fn acknowledged_already(&mut self, socket: Option<&Socket>) {
         if self.lifecycle.state() != State::Acknowledging {
             return;
         }
-        if let Some(Ok(Some(true) | None)) = socket.map(tcp_info::acknowledged) {
-            self.step(socket, Input::Acknowledged);
+        match socket.map(tcp_info::acknowledged) {
+            Some(Ok(Some(true) | None)) => self.step(socket, Input::Acknowledged),
+            Some(Err(error)) => {
+                self.fail(error);
+                self.perform(socket);
+            }
+            Some(Ok(Some(false))) | None => {}
         }
     }
 
