@@ -119,6 +119,11 @@ pub enum ListenerAction {
     /// [`Lifecycle::abort_for_drain`](crate::Lifecycle::abort_for_drain), so that each one's
     /// close reason, [`CloseReason::DrainAborted`](crate::CloseReason::DrainAborted), says the
     /// drain did it (rule L3).
+    ///
+    /// Queued at the drain deadline, and handed out once; `open` is the count when it is polled.
+    /// If the last connections closed between the deadline and the poll, it comes with
+    /// `open: 0`, from a listener already [`Drained`](ListenerState::Drained): there is nothing
+    /// left to abort, and the adapter aborts what its registry holds, which is nothing.
     AbortConnections {
         /// How many connections the core counts as open.
         open: u32,
@@ -246,7 +251,10 @@ impl Listener {
     /// Report: a tracked connection closed.
     ///
     /// # Errors
-    /// [`ListenerError::NoOpenConnection`] if none is counted open.
+    /// [`ListenerError::InvalidTransition`] once [`Drained`](ListenerState::Drained): every
+    /// tracked connection has closed, so none is left to report (a drain begun with none open
+    /// goes straight there); otherwise [`ListenerError::NoOpenConnection`] if none is counted
+    /// open.
     pub fn handle_connection_closed(&mut self, now: Instant) -> Result<Outcome, ListenerError> {
         self.handle(now, ListenerInput::ConnectionClosed)
     }

@@ -154,7 +154,9 @@ impl State {
         }
     }
 
-    /// Whether a close has been requested (or has happened): the linger deadlines run.
+    /// Whether a close has been requested and is under way: the linger deadlines run. False
+    /// once the connection is [`Closed`](Self::Closed) (the close has happened, it is no longer
+    /// under way), and false before any close request.
     pub const fn is_closing(self) -> bool {
         matches!(
             self,
