@@ -5,6 +5,7 @@ use core::fmt;
 use crate::{InputKind, State};
 
 /// An input that was accepted.
+// Deliberately exhaustive: an input is applied or it is not; there is no third answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// The input moved the connection on: a new state, a deadline, or an action to perform.
@@ -36,6 +37,8 @@ pub enum Outcome {
 /// (its `Connect` polled) before its candidate is compared
 /// ([`NotCurrentCandidate`](Self::NotCurrentCandidate)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+// New kinds of misuse may be told apart later.
+#[non_exhaustive]
 pub enum Error {
     /// The input does not fit the state: receiving after the peer's end of stream, reporting a
     /// connect that was not asked for, starting to connect twice. After the close

@@ -28,6 +28,7 @@ use core::time::Duration;
 use crate::{Instant, IoErrorKind, ListenerConfig, Outcome};
 
 /// Where a listener is in its life. See the module docs for the diagram.
+// Deliberately exhaustive, as `State` is: the listener's diagram is part of the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ListenerState {
     /// Accepting connections.
@@ -77,6 +78,7 @@ impl fmt::Display for ListenerState {
 }
 
 /// One input to a [`Listener`].
+// Deliberately exhaustive, as `Input` is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ListenerInput {
     /// Report: `accept` returned a connection, which the server now tracks.
@@ -109,6 +111,7 @@ impl ListenerInput {
 }
 
 /// What the core asks a listener's adapter to do, each once, in this order.
+// Deliberately exhaustive, as `Action` is: an adapter must perform every action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ListenerAction {
     /// Stop the accept loop (wake it if it is blocked in `accept`).
@@ -132,6 +135,7 @@ pub enum ListenerAction {
 
 /// An input a [`Listener`] refused: the caller's mistake. Nothing changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ListenerError {
     /// The input does not fit the state (an accept while not accepting, say).
     InvalidTransition {

@@ -62,6 +62,11 @@
 use core::fmt;
 
 /// Where a connection is in its life. See the module docs for the diagram.
+// Deliberately exhaustive (no `#[non_exhaustive]`): the states are the contract's diagram, and
+// a match over all of them is how the reference model, the monitors of `proofs/` and an
+// adapter's own tables are kept complete. A new state would change what every permission and
+// rule means, so it is a breaking change by design, and a compile error in every exhaustive
+// match is the point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum State {
     /// A client connection not yet started: no socket.
