@@ -1,23 +1,6 @@
 //! A listening socket's lifecycle, and the server's drain decision.
 //!
-//! ```text
-//!              accept failed (not a reset)
-//!   Listening ──────────────────────────────► Paused ──┐ backoff deadline
-//!       ▲  │ accepted: one more open              │     │
-//!       │  └──┘                                   │     │
-//!       └─────────────────────────────────────────┼─────┘
-//!       │ stop: StopAccepting, Close              │ stop
-//!       ▼                                         ▼
-//!    Stopped ◄────────────────────────────────────┘      (connections left to finish)
-//!       │ drain (from Listening or Paused as well: StopAccepting, Close)
-//!       ▼
-//!   Draining ── last open connection closed ─────────────────────────► Drained
-//!       │ drain deadline: AbortConnections                                ▲ ▲
-//!       ▼                                                                 │ │
-//!   Aborting ── last open connection closed ──────────────────────────────┘ │
-//!                                                                           │
-//!   drain with no connection open, from Listening, Paused or Stopped ───────┘
-//! ```
+//! The diagram is on [`ListenerState`], where docs.rs shows it.
 //!
 //! The listener's socket is closed exactly once, by the first `stop` or `drain`. The core counts
 //! the open connections; the adapter keeps the registry and aborts each one when told.
@@ -27,7 +10,28 @@ use core::time::Duration;
 
 use crate::{Instant, IoErrorKind, ListenerConfig, Outcome};
 
-/// Where a listener is in its life. See the module docs for the diagram.
+/// Where a listener is in its life, and every transition:
+///
+/// ```text
+///              accept failed (not a reset)
+///   Listening ──────────────────────────────► Paused ──┐ backoff deadline
+///       ▲  │ accepted: one more open              │     │
+///       │  └──┘                                   │     │
+///       └─────────────────────────────────────────┼─────┘
+///       │ stop: StopAccepting, Close              │ stop
+///       ▼                                         ▼
+///    Stopped ◄────────────────────────────────────┘      (connections left to finish)
+///       │ drain (from Listening or Paused as well: StopAccepting, Close)
+///       ▼
+///   Draining ── last open connection closed ─────────────────────────► Drained
+///       │ drain deadline: AbortConnections                                ▲ ▲
+///       ▼                                                                 │ │
+///   Aborting ── last open connection closed ──────────────────────────────┘ │
+///                                                                           │
+///   drain with no connection open, from Listening, Paused or Stopped ───────┘
+/// ```
+///
+/// The listener's socket is closed exactly once, by the first `stop` or `drain`.
 // Deliberately exhaustive, as `State` is: the listener's diagram is part of the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ListenerState {
