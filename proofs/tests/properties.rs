@@ -5,7 +5,7 @@
 //! an observer sees, and every rule of the contract must hold: the core runs inside `proofs`'
 //! harness, whose monitor checks C1-C13, A1 and L1-L3 and names the rule it finds broken.
 //!
-//! `PROPTEST_CASES=10000 cargo test --test properties` runs as CI does.
+//! `PROPTEST_CASES=10000 cargo test -p proofs --test properties` runs as CI does.
 
 mod reference;
 
