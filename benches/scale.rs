@@ -219,14 +219,12 @@ fn serve_and_drain(
     runtime: &tokio::runtime::Runtime,
     connections: usize,
 ) -> Result<Measured, String> {
-    let config = ServerConfig {
-        drain_timeout: DRAIN_TIMEOUT,
+    let config = ServerConfig::default()
+        .with_drain_timeout(DRAIN_TIMEOUT)
         // The kernel caps it at `net.core.somaxconn`.
-        backlog: 4096,
+        .with_backlog(4096)
         // All of them open at once: the cap is not what this measures.
-        max_connections: connections,
-        ..ServerConfig::default()
-    };
+        .with_max_connections(connections);
     let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
     let server = runtime
         .block_on(Server::bind(addr, config))

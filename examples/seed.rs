@@ -83,11 +83,9 @@ fn main() -> ExitCode {
 
 /// Runs the conversation; returns what went wrong (nothing, for a PASS).
 fn converse(message: &[u8]) -> io::Result<Vec<String>> {
-    let config = ServerConfig {
+    let config = ServerConfig::default()
         // Bounds the run if the client misbehaves; a good conversation never waits for it.
-        drain_timeout: Duration::from_secs(5),
-        ..ServerConfig::default()
-    };
+        .with_drain_timeout(Duration::from_secs(5));
     let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), config)?;
     let addr = server.local_addr();
     println!("server: listening on {addr}");

@@ -4,6 +4,9 @@ use core::fmt;
 
 /// One thing the adapter must do, handed out once by
 /// [`Lifecycle::poll_action`](crate::Lifecycle::poll_action).
+// Deliberately exhaustive: every action must be performed (a `_ => {}` arm that skips a new
+// action could skip a close, rule C1), so a new action must fail to compile in every adapter's
+// match rather than be ignored by it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Open a fresh socket and start connecting it to the candidate address at this index of the

@@ -30,7 +30,7 @@ mod tracing_observer;
 
 pub use clock::StdClock;
 pub use connect::ConnectError;
-pub use observer::{Event, Observer};
+pub use observer::{Event, Observer, observer_fn};
 pub use server::{Peer, ServeReport, ServerConfig};
 #[cfg(feature = "tracing")]
 pub use tracing_observer::TracingObserver;

@@ -21,8 +21,11 @@ mod split;
 mod wait;
 
 #[cfg(feature = "tracing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 pub use crate::adapter::TracingObserver;
-pub use crate::adapter::{ConnectError, Event, Observer, Peer, ServeReport, ServerConfig};
+pub use crate::adapter::{
+    ConnectError, Event, Observer, Peer, ServeReport, ServerConfig, StdClock, observer_fn,
+};
 pub use abort_handle::AbortHandle;
 pub use connection::{Connection, close_gracefully};
 pub use connector::Connector;

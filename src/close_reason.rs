@@ -7,6 +7,8 @@ use crate::IoErrorKind;
 /// Why a connection closed, readable with [`Lifecycle::close_reason`](crate::Lifecycle::close_reason)
 /// once it has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+// More reasons may come (a new adapter error, a new way to end): a match needs a `_` arm.
+#[non_exhaustive]
 pub enum CloseReason {
     /// Both sides finished, and the peer acknowledged it (rule C13): our send side was shut after
     /// everything was flushed, the peer's end of stream arrived, and the peer acknowledged every

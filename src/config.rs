@@ -131,6 +131,8 @@ pub(crate) const fn checked_micros(
 
 /// Which setting a [`ConfigError`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+// New settings come with new variants.
+#[non_exhaustive]
 pub enum Setting {
     /// [`Config::with_connect_timeout`].
     ConnectTimeout,
@@ -158,6 +160,7 @@ impl fmt::Display for Setting {
 
 /// A setting that cannot work, found when the configuration is made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A duration of zero: the deadline would pass before anything could happen.
     Zero(Setting),

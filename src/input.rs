@@ -8,6 +8,10 @@ use crate::IoErrorKind;
 ///
 /// Each variant has a method of its own on `Lifecycle` that reads better at a call site; this
 /// enum is for code that replays inputs as data (tests, fuzzers, traces).
+// Deliberately exhaustive, as `InputKind` is: the inputs are the contract's (CONTRACT.md lists
+// them), each a column of the transition table; the monitors of `proofs/` and the reference
+// model match on them to check every rule for every input, and a new input must not slip past
+// them under a `_` arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Input {
     /// Intent: start connecting to a list of this many candidate addresses, in order.
@@ -60,6 +64,7 @@ pub enum Input {
 
 /// The kind of an [`Input`], without its values: what an error names, and what a diagram's edge
 /// is labelled with.
+// Deliberately exhaustive, as `Input` is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum InputKind {
     /// [`Input::StartConnect`].

@@ -8,6 +8,8 @@ use core::fmt;
 /// adapter keeps the code for its own messages (with the `std` feature,
 /// `IoErrorKind::of` sorts a `std::io::Error`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+// More kinds may be told apart later; until then they are `Other`.
+#[non_exhaustive]
 pub enum IoErrorKind {
     /// The peer reset the connection (`ECONNRESET`, `WSAECONNRESET`, `ECONNABORTED`).
     Reset,

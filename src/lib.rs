@@ -1,4 +1,11 @@
-#![doc = include_str!("../README.md")]
+// The crate's page: what it is, the three ways in, the diagram (shared with `State`'s page),
+// where things are, the features.
+#![doc = include_str!("docs/crate.md")]
+#![doc = concat!("```text\n", include_str!("docs/states.txt"), "```")]
+#![doc = include_str!("docs/crate-end.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// The loom cfg is the models', never a user's: no "non-lifecycle_loom" on the pages.
+#![cfg_attr(docsrs, doc(auto_cfg(hide(lifecycle_loom))))]
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 // No unsafe code, but for one function of the std adapters that reads `TCP_INFO`, which no
 // safe crate reaches (`src/adapter/tcp_info.rs`); the core builds with `-F unsafe_code`.
@@ -55,13 +62,25 @@ mod threads;
 #[cfg(all(feature = "std", not(lifecycle_loom)))]
 mod adapter;
 
-// The adapters: each only how it waits.
+// The adapters: each only how it waits. Each module holds everything its users need, so that the
+// root stays the core's.
 #[cfg(all(feature = "std", not(lifecycle_loom)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod blocking;
 #[cfg(all(feature = "tokio", not(lifecycle_loom)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
 
+// The pieces an adapter of one's own builds on (also in `blocking` and `tokio`, as far as they
+// use them): the clock, the T1 guard and the T2 tracker.
 #[cfg(all(feature = "std", not(lifecycle_loom)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use adapter::StdClock;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use threads::{Call, CloseRequest, DrainOutcome, DrainTracker, Half, Registration, Side};
+
+// The README's examples run as doctests too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

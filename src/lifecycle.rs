@@ -127,8 +127,8 @@ impl Lifecycle {
     /// not yet handed out never times out, so no candidate is skipped.
     ///
     /// # Errors
-    /// [`Error::NoCandidates`], [`Error::TooManyCandidates`], or [`Error::InvalidTransition`] unless
-    /// the connection is [`State::Idle`].
+    /// [`Error::InvalidTransition`] unless the connection is [`State::Idle`], whatever
+    /// `candidates` is; in `Idle`, [`Error::NoCandidates`] or [`Error::TooManyCandidates`].
     pub fn start_connect(&mut self, now: Instant, candidates: usize) -> Result<Outcome, Error> {
         self.handle(now, Input::StartConnect { candidates })
     }
@@ -232,8 +232,9 @@ impl Lifecycle {
     /// starts again.
     ///
     /// # Errors
-    /// [`Error::EmptyReceive`] for `len == 0`; [`Error::InvalidTransition`] when receiving is not
-    /// permitted (not connected, or after the peer's end of stream).
+    /// [`Error::InvalidTransition`] when receiving is not permitted (not connected, or after the
+    /// peer's end of stream), whatever `len` is; where receiving is permitted,
+    /// [`Error::EmptyReceive`] for `len == 0`.
     pub fn handle_received(&mut self, now: Instant, len: usize) -> Result<Outcome, Error> {
         self.handle(now, Input::Received { len })
     }
@@ -277,8 +278,10 @@ impl Lifecycle {
         self.handle(now, Input::Error(kind))
     }
 
-    /// Fires every deadline up to `now`. Call it when the time of
-    /// [`poll_timeout`](Self::poll_timeout) has come; calling it at any other time is harmless.
+    /// Fires every deadline up to `now`, that is every deadline `<= now`; a deadline that
+    /// saturated at [`Instant::MAX`] fires too if `now` is `Instant::MAX`. Call it when the time
+    /// of [`poll_timeout`](Self::poll_timeout) has come; calling it at any other time, or after
+    /// the close, is harmless.
     ///
     /// # Errors
     /// None; the `Result` keeps the shape of every other input.

@@ -787,6 +787,36 @@ mod closing_flushing {
 mod lingering {
     use super::*;
 
+    /// `Outcome::Changed` names the step, not a difference: bytes received twice at the same
+    /// instant restart the idle deadline to where it already was, and both answer `Changed`.
+    #[test]
+    fn received_while_lingering_is_changed_even_if_the_deadline_stays() {
+        let mut conn = reach(State::Lingering);
+        assert_eq!(conn.handle_received(t(50), 1), Ok(Outcome::Changed));
+        let deadline = conn.poll_timeout();
+        let before = conn.clone();
+        assert_eq!(conn.handle_received(t(50), 1), Ok(Outcome::Changed));
+        assert_eq!(conn.poll_timeout(), deadline);
+        assert_eq!(conn, before, "nothing moved, yet the answer is Changed");
+    }
+
+    /// A deadline that saturated at `Instant::MAX` is reached by a `now` of `Instant::MAX`.
+    #[test]
+    fn a_saturated_deadline_fires_at_instant_max() {
+        let endless = Config::new()
+            .with_linger(Config::LONGEST, Config::LONGEST)
+            .unwrap();
+        let mut conn = Lifecycle::accepted(Instant::from_micros(u64::MAX - 1), endless);
+        ok(conn.close(Instant::from_micros(u64::MAX - 1)));
+        ok(conn.handle_flushed(Instant::from_micros(u64::MAX - 1)));
+        assert_eq!(conn.state(), State::Lingering);
+        assert_eq!(conn.poll_timeout(), Some(Instant::MAX));
+        ok(conn.handle_timeout(Instant::from_micros(u64::MAX - 1)));
+        assert_eq!(conn.state(), State::Lingering);
+        assert_eq!(conn.handle_timeout(Instant::MAX), Ok(Outcome::Changed));
+        assert_eq!(conn.close_reason(), Some(CloseReason::LingerTimeout));
+    }
+
     #[test]
     fn c5_lingering_closes_only_on_the_peers_end_of_stream() {
         let mut conn = reach(State::Lingering);
@@ -1238,6 +1268,53 @@ mod acknowledging {
 mod closed {
     use super::*;
 
+    /// `is_closing` is "a close is under way", which it no longer is once closed.
+    #[test]
+    fn is_closing_is_false_once_closed() {
+        let closing: Vec<State> = State::ALL.into_iter().filter(|s| s.is_closing()).collect();
+        assert_eq!(
+            closing,
+            [
+                State::ClosingFlushing,
+                State::ClosingFlushingPeerShut,
+                State::Lingering,
+                State::Acknowledging
+            ]
+        );
+        assert!(!State::Closed.is_closing());
+    }
+
+    /// After the close, `start_connect` is the one intent refused, and `handle_timeout` the one
+    /// report accepted, as `Error::InvalidTransition` says.
+    #[test]
+    fn after_close_start_connect_is_refused_and_a_timeout_is_not() {
+        let mut conn = reach(State::Closed);
+        for input in every_input() {
+            let answer = conn.handle(t(20), input);
+            let accepted = matches!(
+                input,
+                Input::ShutdownSend
+                    | Input::Close
+                    | Input::Abort
+                    | Input::Abandon
+                    | Input::AbortForDrain
+                    | Input::Timeout
+            );
+            if accepted {
+                assert_eq!(answer, Ok(Outcome::Unchanged), "{input:?}");
+            } else {
+                assert_eq!(
+                    answer,
+                    Err(Error::InvalidTransition {
+                        state: State::Closed,
+                        input: input.kind()
+                    }),
+                    "{input:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn c2_nothing_after_close() {
         let mut conn = reach(State::Closed);
@@ -1438,6 +1515,40 @@ mod closed {
 // Tests across every state and input.
 mod whole_machine {
     use super::*;
+
+    /// The state is checked before the input's values (the order `Error` documents): an empty
+    /// receive where receiving is not permitted is a misfit, not an empty receive, and a
+    /// `start_connect` with no candidates past `Idle` is a misfit, not a missing candidate.
+    #[test]
+    fn the_state_is_checked_before_the_values() {
+        for state in State::ALL {
+            let mut conn = reach(state);
+            let misfit = |input: Input| {
+                Err(Error::InvalidTransition {
+                    state,
+                    input: input.kind(),
+                })
+            };
+            let empty = Input::Received { len: 0 };
+            let expected = if state.permits().receive {
+                Err(Error::EmptyReceive)
+            } else {
+                misfit(empty)
+            };
+            assert_eq!(conn.handle(t(20), empty), expected, "{state}");
+            let none = Input::StartConnect { candidates: 0 };
+            let too_many = Input::StartConnect {
+                candidates: usize::MAX,
+            };
+            if state == State::Idle {
+                assert_eq!(conn.handle(t(20), none), Err(Error::NoCandidates));
+                assert_eq!(conn.handle(t(20), too_many), Err(Error::TooManyCandidates));
+            } else {
+                assert_eq!(conn.handle(t(20), none), misfit(none), "{state}");
+                assert_eq!(conn.handle(t(20), too_many), misfit(too_many), "{state}");
+            }
+        }
+    }
 
     #[test]
     fn c6_abort_from_every_open_state_is_linger_zero_then_close_without_shutdown() {

@@ -1,23 +1,6 @@
 //! A listening socket's lifecycle, and the server's drain decision.
 //!
-//! ```text
-//!              accept failed (not a reset)
-//!   Listening ──────────────────────────────► Paused ──┐ backoff deadline
-//!       ▲  │ accepted: one more open              │     │
-//!       │  └──┘                                   │     │
-//!       └─────────────────────────────────────────┼─────┘
-//!       │ stop: StopAccepting, Close              │ stop
-//!       ▼                                         ▼
-//!    Stopped ◄────────────────────────────────────┘      (connections left to finish)
-//!       │ drain (from Listening or Paused as well: StopAccepting, Close)
-//!       ▼
-//!   Draining ── last open connection closed ─────────────────────────► Drained
-//!       │ drain deadline: AbortConnections                                ▲ ▲
-//!       ▼                                                                 │ │
-//!   Aborting ── last open connection closed ──────────────────────────────┘ │
-//!                                                                           │
-//!   drain with no connection open, from Listening, Paused or Stopped ───────┘
-//! ```
+//! The diagram is on [`ListenerState`], where docs.rs shows it.
 //!
 //! The listener's socket is closed exactly once, by the first `stop` or `drain`. The core counts
 //! the open connections; the adapter keeps the registry and aborts each one when told.
@@ -27,7 +10,29 @@ use core::time::Duration;
 
 use crate::{Instant, IoErrorKind, ListenerConfig, Outcome};
 
-/// Where a listener is in its life. See the module docs for the diagram.
+/// Where a listener is in its life, and every transition:
+///
+/// ```text
+///              accept failed (not a reset)
+///   Listening ──────────────────────────────► Paused ──┐ backoff deadline
+///       ▲  │ accepted: one more open              │     │
+///       │  └──┘                                   │     │
+///       └─────────────────────────────────────────┼─────┘
+///       │ stop: StopAccepting, Close              │ stop
+///       ▼                                         ▼
+///    Stopped ◄────────────────────────────────────┘      (connections left to finish)
+///       │ drain (from Listening or Paused as well: StopAccepting, Close)
+///       ▼
+///   Draining ── last open connection closed ─────────────────────────► Drained
+///       │ drain deadline: AbortConnections                                ▲ ▲
+///       ▼                                                                 │ │
+///   Aborting ── last open connection closed ──────────────────────────────┘ │
+///                                                                           │
+///   drain with no connection open, from Listening, Paused or Stopped ───────┘
+/// ```
+///
+/// The listener's socket is closed exactly once, by the first `stop` or `drain`.
+// Deliberately exhaustive, as `State` is: the listener's diagram is part of the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ListenerState {
     /// Accepting connections.
@@ -77,6 +82,7 @@ impl fmt::Display for ListenerState {
 }
 
 /// One input to a [`Listener`].
+// Deliberately exhaustive, as `Input` is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ListenerInput {
     /// Report: `accept` returned a connection, which the server now tracks.
@@ -109,6 +115,7 @@ impl ListenerInput {
 }
 
 /// What the core asks a listener's adapter to do, each once, in this order.
+// Deliberately exhaustive, as `Action` is: an adapter must perform every action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ListenerAction {
     /// Stop the accept loop (wake it if it is blocked in `accept`).
@@ -119,6 +126,11 @@ pub enum ListenerAction {
     /// [`Lifecycle::abort_for_drain`](crate::Lifecycle::abort_for_drain), so that each one's
     /// close reason, [`CloseReason::DrainAborted`](crate::CloseReason::DrainAborted), says the
     /// drain did it (rule L3).
+    ///
+    /// Queued at the drain deadline, and handed out once; `open` is the count when it is polled.
+    /// If the last connections closed between the deadline and the poll, it comes with
+    /// `open: 0`, from a listener already [`Drained`](ListenerState::Drained): there is nothing
+    /// left to abort, and the adapter aborts what its registry holds, which is nothing.
     AbortConnections {
         /// How many connections the core counts as open.
         open: u32,
@@ -127,6 +139,7 @@ pub enum ListenerAction {
 
 /// An input a [`Listener`] refused: the caller's mistake. Nothing changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ListenerError {
     /// The input does not fit the state (an accept while not accepting, say).
     InvalidTransition {
@@ -246,7 +259,10 @@ impl Listener {
     /// Report: a tracked connection closed.
     ///
     /// # Errors
-    /// [`ListenerError::NoOpenConnection`] if none is counted open.
+    /// [`ListenerError::InvalidTransition`] once [`Drained`](ListenerState::Drained): every
+    /// tracked connection has closed, so none is left to report (a drain begun with none open
+    /// goes straight there); otherwise [`ListenerError::NoOpenConnection`] if none is counted
+    /// open.
     pub fn handle_connection_closed(&mut self, now: Instant) -> Result<Outcome, ListenerError> {
         self.handle(now, ListenerInput::ConnectionClosed)
     }

@@ -269,6 +269,49 @@ mod stopped {
 mod draining {
     use super::*;
 
+    /// Once drained, a connection closed is a misfit (`InvalidTransition`), not
+    /// `NoOpenConnection`, also when the drain began with nothing open.
+    #[test]
+    fn connection_closed_after_a_drain_with_none_open_is_an_invalid_transition() {
+        let mut listener = listening_with(0);
+        ok(listener.drain(t(5), ms(100)));
+        assert_eq!(listener.state(), ListenerState::Drained);
+        assert_eq!(
+            listener.handle_connection_closed(t(6)),
+            Err(ListenerError::InvalidTransition {
+                state: ListenerState::Drained,
+                input: ListenerInput::ConnectionClosed
+            })
+        );
+        // Before a drain, the same report with none open is the other error.
+        let mut listener = listening_with(0);
+        assert_eq!(
+            listener.handle_connection_closed(t(6)),
+            Err(ListenerError::NoOpenConnection)
+        );
+    }
+
+    /// The abort queued at the drain deadline is handed out even if the last connection closed
+    /// before it was polled: from `Drained`, with `open: 0`.
+    #[test]
+    fn l3_abort_polled_after_the_last_close_says_none_open() {
+        let mut listener = listening_with(1);
+        ok(listener.drain(t(5), ms(100)));
+        assert_eq!(
+            actions(&mut listener),
+            [ListenerAction::StopAccepting, ListenerAction::Close]
+        );
+        ok(listener.handle_timeout(t(105)));
+        assert_eq!(listener.state(), ListenerState::Aborting);
+        ok(listener.handle_connection_closed(t(106)));
+        assert_eq!(listener.state(), ListenerState::Drained);
+        assert_eq!(
+            actions(&mut listener),
+            [ListenerAction::AbortConnections { open: 0 }]
+        );
+        assert_eq!(actions(&mut listener), []);
+    }
+
     #[test]
     fn l3_drained_only_when_every_tracked_connection_has_closed() {
         let mut listener = reach(ListenerState::Draining);

@@ -1,67 +1,21 @@
-//! The states of one stream connection, and what each of them permits.
-//!
-//! ```text
-//! Setting up:
-//!
-//!   new() ─► Idle ── start_connect ──► Connecting ── connected ──► Established ◄── accepted()
-//!                                        │    ▲
-//!                                        └────┘ attempt failed or past its deadline:
-//!                                               the next candidate (none left: Closed)
-//!
-//! The data phase and the graceful close. Down the rows, our send side; across, the peer's end of
-//! stream (eos); "⇒" marks the action a transition emits.
-//!
-//!                    peer still sending                     after the peer's eos
-//!
-//!   sending          Established ─────────── eos ────────► PeerShut
-//!                      │ shutdown_send                       │ shutdown_send
-//!                      ▼                                     ▼
-//!   flushing         SendFlushing ────────── eos ────────► PeerShutSendFlushing
-//!                      │ flushed ⇒ ShutdownWrite             │ flushed ⇒ ShutdownWrite
-//!                      ▼                                     ▼
-//!   shut             SendShut ────────────── eos ────────► BothShut ── close ─────────┐
-//!                                                                                      │
-//!   close moves a row above into the block below, keeping its column: Established and  │
-//!   SendFlushing to ClosingFlushing, SendShut to Lingering, PeerShut and               │
-//!   PeerShutSendFlushing to ClosingFlushingPeerShut. The total linger deadline starts  │
-//!   then; the idle one when Lingering starts, again with every byte received, and     │
-//!   again when Acknowledging starts.                                                   │
-//!                                                                                      │
-//!   closing,         ClosingFlushing ─────── eos ────────► ClosingFlushingPeerShut     │
-//!   flushing           │ flushed ⇒ ShutdownWrite             │ flushed ⇒              │
-//!                      ▼                                     │   ShutdownWrite        │
-//!   closing,         Lingering ───────────── eos ─────────► Acknowledging ◄──────────┘
-//!   shut             (read and discard)                      │ acknowledged ⇒ Close
-//!                                                            ▼
-//!                                                          Closed (Graceful)
-//!
-//!   Acknowledging waits for the peer to acknowledge every byte we sent and our end of stream
-//!   (rule C13), bounded by the linger deadlines like Lingering, its idle one restarted on
-//!   arrival; past them, Close with LingerTimeout.
-//!
-//! From every state but Closed:
-//!   abort (and close before connected)  ⇒ SetLingerZero, Close    Closed (Aborted)
-//!   abort_for_drain (drain deadline)    ⇒ SetLingerZero, Close    Closed (DrainAborted)
-//!   an I/O error, once connected        ⇒ Close                   Closed (PeerReset or Error)
-//!   a linger deadline while closing     ⇒ Close                   Closed (LingerTimeout);
-//!       SetLingerZero first if our data never got out, so the peer sees a reset, not a clean end
-//!
-//! Abandon (the owner dropped it, rule A1), by our send side:
-//!   not shut by the application         ⇒ SetLingerZero, Close    Closed (Abandoned)
-//!     (Idle, Connecting, Established, PeerShut)
-//!   shut by the application             as close: BothShut to Acknowledging; SendShut to
-//!     (every other state but Closed)      Lingering; the flushing rows to the closing block;
-//!                                         the closing block and Acknowledging go on, unchanged
-//!
-//! Closed is final: Close is emitted on arrival there, so exactly once.
-//! ```
+//! The states of one stream connection, and what each of them permits. The diagram of every
+//! transition is on [`State`] (`src/docs/states.txt`), where docs.rs shows it.
 //!
 //! Every state and what it permits is in one table ([`State::permits`]); every transition is in
 //! one function (`Lifecycle::apply`).
 
 use core::fmt;
 
-/// Where a connection is in its life. See the module docs for the diagram.
+/// Where a connection is in its life. Every transition, and the action it emits:
+///
+#[doc = concat!("```text\n", include_str!("docs/states.txt"), "```")]
+///
+/// What each state permits is one row of [`State::permits`].
+// Deliberately exhaustive (no `#[non_exhaustive]`): the states are the contract's diagram, and
+// a match over all of them is how the reference model, the monitors of `proofs/` and an
+// adapter's own tables are kept complete. A new state would change what every permission and
+// rule means, so it is a breaking change by design, and a compile error in every exhaustive
+// match is the point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum State {
     /// A client connection not yet started: no socket.
@@ -154,7 +108,9 @@ impl State {
         }
     }
 
-    /// Whether a close has been requested (or has happened): the linger deadlines run.
+    /// Whether a close has been requested and is under way: the linger deadlines run. False
+    /// once the connection is [`Closed`](Self::Closed) (the close has happened, it is no longer
+    /// under way), and false before any close request.
     pub const fn is_closing(self) -> bool {
         matches!(
             self,

@@ -3,7 +3,9 @@
 //! The core never reads a clock: every input carries `now`, and the adapter chooses the epoch.
 //! Time is a count of microseconds, so it fits in a `u64` for half a million years and needs no
 //! standard library. Arithmetic saturates: a deadline that would lie beyond the end of
-//! representable time is simply never reached, which is the only sensible reading of it.
+//! representable time is [`Instant::MAX`], which no clock counting from a sensible epoch reaches
+//! (half a million years on). It is still an instant like any other: a `now` of `Instant::MAX`
+//! reaches it, and `handle_timeout(Instant::MAX)` fires it.
 
 use core::fmt;
 use core::time::Duration;
@@ -32,7 +34,8 @@ pub struct Instant {
 impl Instant {
     /// The epoch.
     pub const ZERO: Self = Self { micros: 0 };
-    /// The last representable instant; a deadline here is never reached in practice.
+    /// The last representable instant. A deadline here is never reached by a real clock, but a
+    /// `now` of `Instant::MAX` does reach it: deadlines fire at `now >= deadline`.
     pub const MAX: Self = Self { micros: u64::MAX };
 
     /// The instant `micros` microseconds after the epoch.

@@ -667,10 +667,7 @@ fn l3_a_handler_that_panics_is_counted_closed_and_not_aborted_by_the_drain<A: Ad
 -> io::Result<()> {
     // Connection 1's handler panics; connection 2 is a straggler the drain must abort. The
     // server's books must count connection 1 closed, so the drain aborts one connection.
-    let config = ServerConfig {
-        drain_timeout: Duration::from_millis(300),
-        ..ServerConfig::default()
-    };
+    let config = ServerConfig::default().with_drain_timeout(Duration::from_millis(300));
     let server = A::serve(config, |connection| {
         Box::pin(async move {
             let mut first = [0];
@@ -712,10 +709,7 @@ fn l3_a_handler_that_panics_is_counted_closed_and_not_aborted_by_the_drain<A: Ad
 fn a1_a_server_counts_a_connection_whose_handler_panicked_after_shutdown_send<A: Adapter>()
 -> io::Result<()> {
     const DRAIN: Duration = Duration::from_millis(800);
-    let config = ServerConfig {
-        drain_timeout: DRAIN,
-        ..ServerConfig::default()
-    };
+    let config = ServerConfig::default().with_drain_timeout(DRAIN);
     let server = A::serve(config, |connection| {
         Box::pin(async move {
             let mut first = [0];

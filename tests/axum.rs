@@ -340,10 +340,7 @@ fn s13_a_drain_with_an_endless_stream_open_ends_at_the_drain_deadline_and_on_axu
         drop(plain_events);
 
         // Through the crate.
-        let config = ServerConfig {
-            drain_timeout: S13_DRAIN,
-            ..ServerConfig::default()
-        };
+        let config = ServerConfig::default().with_drain_timeout(S13_DRAIN);
         let server = bind(config, &log).await;
         let address = server.local_addr();
         let (serving, stop, drain) = serve(server);
@@ -399,10 +396,7 @@ fn l3_a_request_whose_handler_never_answers_is_aborted_at_the_drain_deadline() {
     const DRAIN: Duration = Duration::from_millis(300);
     let log = Log::default();
     let (took, report) = run("L3", async {
-        let config = ServerConfig {
-            drain_timeout: DRAIN,
-            ..ServerConfig::default()
-        };
+        let config = ServerConfig::default().with_drain_timeout(DRAIN);
         let server = bind(config, &log).await;
         let address = server.local_addr();
         let (serving, stop, drain) = serve(server);

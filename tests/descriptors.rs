@@ -126,11 +126,9 @@ fn s7_thousands_of_connections_through_every_scenario_leave_no_descriptor_open<A
         .with_linger(Duration::from_millis(200), Duration::from_millis(50))
         .expect("valid settings");
     let server = A::serve(
-        ServerConfig {
-            connection: linger,
-            drain_timeout: Duration::from_secs(5),
-            ..ServerConfig::default()
-        },
+        ServerConfig::default()
+            .with_connection(linger)
+            .with_drain_timeout(Duration::from_secs(5)),
         server_side,
     );
     let client_closes = Arc::new(AtomicU64::new(0));

@@ -645,10 +645,7 @@ async fn l3_a_handler_that_goes_on_after_its_connection_closed_is_dropped_at_the
     within("L3", async {
         let server = Server::bind(
             "127.0.0.1:0",
-            ServerConfig {
-                drain_timeout: DRAIN,
-                ..ServerConfig::default()
-            },
+            ServerConfig::default().with_drain_timeout(DRAIN),
         )
         .await
         .expect("bind");

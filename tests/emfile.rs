@@ -188,10 +188,7 @@ fn child<A: Adapter>() {
     // Made before the descriptors are counted: the adapter keeps it for the life of the process.
     support::open_process_wide::<A>();
     let server = A::serve(
-        ServerConfig {
-            drain_timeout: Duration::from_secs(5),
-            ..ServerConfig::default()
-        },
+        ServerConfig::default().with_drain_timeout(Duration::from_secs(5)),
         echo_handler,
     );
     let sockets: Vec<Socket> = (0..CLIENTS)

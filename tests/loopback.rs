@@ -68,11 +68,9 @@ fn config(total_ms: u64, idle_ms: u64) -> Config {
 }
 
 fn server_config(connection: Config) -> ServerConfig {
-    ServerConfig {
-        connection,
-        drain_timeout: Duration::from_secs(5),
-        ..ServerConfig::default()
-    }
+    ServerConfig::default()
+        .with_connection(connection)
+        .with_drain_timeout(Duration::from_secs(5))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -688,10 +686,7 @@ fn s9_drain_serves_well_behaved_clients_and_aborts_stragglers_at_the_deadline<A:
     let _serial = serial();
     let before = A::baseline();
     let server = A::serve(
-        ServerConfig {
-            drain_timeout: S9_DRAIN,
-            ..server_config(config(5_000, 3_000))
-        },
+        server_config(config(5_000, 3_000)).with_drain_timeout(S9_DRAIN),
         |connection| {
             Box::pin(async move {
                 connection.send_all(b"+").await?; // accepted: the client may go on
@@ -962,10 +957,7 @@ fn l4_at_the_cap_the_server_accepts_no_more_until_a_connection_closes<A: Adapter
     let _serial = serial();
     let before = A::baseline();
     let server = A::serve(
-        ServerConfig {
-            max_connections: 2,
-            ..ServerConfig::default()
-        },
+        ServerConfig::default().with_max_connections(2),
         |connection| {
             Box::pin(async move {
                 connection.send_all(b"+").await?; // accepted: its handler runs
@@ -1074,10 +1066,7 @@ fn l3_a_blocking_handler_that_checks_the_drain_finishes_gracefully_before_the_de
     let before = support::Blocking::baseline();
     let server = Server::bind(
         "127.0.0.1:0",
-        ServerConfig {
-            drain_timeout: LONG_DRAIN,
-            ..ServerConfig::default()
-        },
+        ServerConfig::default().with_drain_timeout(LONG_DRAIN),
     )
     .expect("L3: bind");
     let address = server.local_addr();
@@ -1120,10 +1109,7 @@ fn l3_a_tokio_handler_that_awaits_the_drain_finishes_gracefully_before_the_deadl
     let (report, client) = runtime.block_on(async {
         let server = Server::bind(
             "127.0.0.1:0",
-            ServerConfig {
-                drain_timeout: LONG_DRAIN,
-                ..ServerConfig::default()
-            },
+            ServerConfig::default().with_drain_timeout(LONG_DRAIN),
         )
         .await
         .expect("L3: bind");
@@ -1172,10 +1158,7 @@ fn l3_a_drain_aborts_handlers_blocked_in_send_at_its_deadline<A: Adapter>() {
     let _serial = serial();
     let before = A::baseline();
     let server = A::serve(
-        ServerConfig {
-            drain_timeout: DRAIN,
-            ..ServerConfig::default()
-        },
+        ServerConfig::default().with_drain_timeout(DRAIN),
         |connection| {
             Box::pin(async move {
                 connection.send_all(b"+").await?; // accepted: the client may stop reading

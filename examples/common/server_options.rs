@@ -104,11 +104,9 @@ impl Options {
         let connection = defaults
             .with_linger(total, idle)
             .map_err(|error| format!("bad linger times: {error}"))?;
-        let mut config = ServerConfig {
-            connection,
-            idle_timeout: self.idle_timeout,
-            ..ServerConfig::default()
-        };
+        let mut config = ServerConfig::default()
+            .with_connection(connection)
+            .with_idle_timeout(self.idle_timeout);
         if let Some(drain_timeout) = self.drain_timeout {
             config.drain_timeout = drain_timeout;
         }

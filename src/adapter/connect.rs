@@ -180,6 +180,29 @@ impl<'a> ConnectWalk<'a> {
 pub(crate) const MIN_ATTEMPT: Duration = Duration::from_millis(1);
 
 /// Why a connect failed: the last address tried, how many were tried, and the OS error.
+///
+/// A connector's `connect` returns an [`io::Error`] of the last attempt's kind that carries this
+/// as its payload. Reach it with [`get_ref`](io::Error::get_ref) and a downcast, not with
+/// [`source`](StdError::source): an `io::Error` made from a payload gives the payload's own
+/// source as its source, which is the OS error of [`error`](Self::error), not this.
+///
+/// ```
+/// use std::error::Error as _;
+/// use std::io;
+/// use socket_lifecycle::{Config, blocking::{ConnectError, Connection}};
+///
+/// // A closed port: bound, then released.
+/// let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+/// let error = Connection::connect(closed, Config::default()).unwrap_err();
+/// let cause = error.get_ref().and_then(|e| e.downcast_ref::<ConnectError>());
+/// let cause = cause.expect("a ConnectError inside");
+/// assert_eq!((cause.addr, cause.attempts), (closed, 1));
+/// // `source()` skips it: it is the OS error inside.
+/// let source = error.source().expect("a source");
+/// assert!(source.downcast_ref::<ConnectError>().is_none());
+/// assert!(source.downcast_ref::<io::Error>().is_some());
+/// # Ok::<(), io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct ConnectError {
     /// The last address tried.
@@ -203,5 +226,30 @@ impl fmt::Display for ConnectError {
 impl StdError for ConnectError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         Some(&self.error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The connect error is the payload of the `io::Error` returned, found with `get_ref`; its
+    /// `source()` is the OS error inside, as `ConnectError`'s docs say.
+    #[test]
+    fn the_connect_error_is_found_with_get_ref_and_not_with_source() {
+        let failure = ConnectError {
+            addr: SocketAddr::from(([127, 0, 0, 1], 9)),
+            attempts: 2,
+            error: io::Error::new(io::ErrorKind::ConnectionRefused, "refused"),
+        };
+        let error = io::Error::new(failure.error.kind(), failure);
+        let inside = error
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<ConnectError>())
+            .expect("get_ref finds the ConnectError");
+        assert_eq!(inside.attempts, 2);
+        let source = StdError::source(&error).expect("a source");
+        assert!(source.downcast_ref::<ConnectError>().is_none());
+        assert_eq!(source.to_string(), "refused");
     }
 }

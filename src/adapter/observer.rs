@@ -79,6 +79,10 @@ impl fmt::Display for Event<'_> {
 /// Watches a connection: one call per [`Event`], from the thread that drives it, in order.
 ///
 /// Any `FnMut(&Event<'_>) + Send` closure is an observer; `()` is the one that ignores everything.
+/// A closure passed straight where an observer is taken needs its argument's type written out,
+/// `|event: &Event<'_>| ...`: Rust infers a closure's signature only from a `Fn` bound on the
+/// parameter itself, and `impl Observer` is not one. [`observer_fn`] is that bound, and lets
+/// `|event| ...` be written bare.
 ///
 /// ```
 /// use socket_lifecycle::blocking::{Event, Observer};
@@ -99,6 +103,26 @@ impl fmt::Display for Event<'_> {
 pub trait Observer: Send {
     /// Called once per event.
     fn on_event(&mut self, event: &Event<'_>);
+}
+
+/// The observer that calls `f` with each event: the same closure as an observer, with its
+/// argument's type inferred, so that `|event| ...` needs no annotation.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use socket_lifecycle::{Config, blocking::{Connector, observer_fn}};
+///
+/// let log = Arc::new(Mutex::new(Vec::new()));
+/// let lines = Arc::clone(&log);
+/// let connector = Connector::new(Config::default())
+///     .observer(observer_fn(move |event| lines.lock().unwrap().push(event.to_string())));
+/// # drop(connector);
+/// ```
+pub fn observer_fn<F>(f: F) -> F
+where
+    F: FnMut(&Event<'_>) + Send,
+{
+    f
 }
 
 impl<F: FnMut(&Event<'_>) + Send> Observer for F {

@@ -17,7 +17,22 @@ use crate::{
 };
 
 /// Everything a server runs with.
+///
+/// Start from [`ServerConfig::default`] and change what you need, with the `with_*` methods or
+/// by assigning the fields: more settings may come, so it cannot be written as a struct literal
+/// outside this crate.
+///
+/// ```
+/// use std::time::Duration;
+/// use socket_lifecycle::blocking::ServerConfig;
+///
+/// let config = ServerConfig::default()
+///     .with_drain_timeout(Duration::from_secs(5))
+///     .with_max_connections(64);
+/// assert_eq!(config.max_connections, 64);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// Each connection's settings (its linger deadlines).
     pub connection: Config,
@@ -51,6 +66,50 @@ impl Default for ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// With each connection's settings `connection`.
+    #[must_use]
+    pub const fn with_connection(mut self, connection: Config) -> Self {
+        self.connection = connection;
+        self
+    }
+
+    /// With the accept backoff `listener`.
+    #[must_use]
+    pub const fn with_listener(mut self, listener: ListenerConfig) -> Self {
+        self.listener = listener;
+        self
+    }
+
+    /// With each connection's idle timeout `idle_timeout` (`None`: none).
+    #[must_use]
+    pub const fn with_idle_timeout(mut self, idle_timeout: Option<Duration>) -> Self {
+        self.idle_timeout = idle_timeout;
+        self
+    }
+
+    /// With a drain that waits `drain_timeout` before it aborts the open connections.
+    #[must_use]
+    pub const fn with_drain_timeout(mut self, drain_timeout: Duration) -> Self {
+        self.drain_timeout = drain_timeout;
+        self
+    }
+
+    /// With the listen backlog `backlog`.
+    #[must_use]
+    pub const fn with_backlog(mut self, backlog: i32) -> Self {
+        self.backlog = backlog;
+        self
+    }
+
+    /// With at most `max_connections` open at once (at least 1 is used).
+    #[must_use]
+    pub const fn with_max_connections(mut self, max_connections: usize) -> Self {
+        self.max_connections = max_connections;
+        self
+    }
+}
+
 /// A connection's identity within a server, for its observer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Peer {
@@ -60,8 +119,10 @@ pub struct Peer {
     pub addr: SocketAddr,
 }
 
-/// What a server did, once its `serve` has returned.
+/// What a server did, once its `serve` has returned. More figures may come: read its fields,
+/// do not build or destructure it whole.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServeReport {
     /// Connections accepted and served.
     pub accepted: u64,

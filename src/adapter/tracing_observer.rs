@@ -49,6 +49,7 @@ const TARGET: &str = "socket_lifecycle";
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 pub struct TracingObserver {
     span: Span,
 }

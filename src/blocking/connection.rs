@@ -105,6 +105,30 @@ impl Connection {
         Self::established(socket, config, clock, observer)
     }
 
+    /// [`accepted`](Self::accepted) with the defaults: [`Config::default`], a clock of its own
+    /// and no observer. For a server that is not this crate's [`Server`](super::Server), which
+    /// passes its own settings, clock and observer.
+    ///
+    /// ```
+    /// use std::net::{TcpListener, TcpStream};
+    /// use socket_lifecycle::{CloseReason, blocking::Connection};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (stream, _) = listener.accept()?;
+    /// let mut connection = Connection::from_accepted(stream)?;
+    /// drop(client); // the peer's end of stream
+    /// assert_eq!(connection.recv(&mut [0; 16])?, 0);
+    /// assert_eq!(connection.close()?, CloseReason::Graceful);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`accepted`](Self::accepted).
+    pub fn from_accepted(socket: impl Into<Socket>) -> io::Result<Self> {
+        Self::accepted(socket, Config::default(), StdClock::new(), ())
+    }
+
     /// [`accepted`](Self::accepted), for a socket known to be in blocking mode: one the
     /// server's own blocking listener accepted. It skips the mode's `fcntl`.
     pub(crate) fn accepted_blocking(

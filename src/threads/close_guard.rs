@@ -18,6 +18,7 @@ const READ_IN_CALL: usize = 1 << 1;
 const WRITE_IN_CALL: usize = 1 << 2;
 
 /// Which half of a split connection.
+// Deliberately exhaustive: a connection has two halves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Side {
     /// The half that receives.

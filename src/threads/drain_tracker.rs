@@ -42,6 +42,7 @@ impl Shared {
 }
 
 /// How a wait for the drain ended.
+// Deliberately exhaustive: a drain ends when every connection is gone or at its deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DrainOutcome {
     /// Every registered connection was released.

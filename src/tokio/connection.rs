@@ -122,6 +122,33 @@ impl Connection {
         Self::from_parts(stream, Driver::new(lifecycle, clock, Box::new(observer)))
     }
 
+    /// [`accepted`](Self::accepted) with the defaults: [`Config::default`], a clock of its own
+    /// and no observer. For a server that is not this crate's [`Server`](super::Server), which
+    /// passes its own settings, clock and observer.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use socket_lifecycle::{CloseReason, tokio::Connection};
+    /// use tokio::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0").await?;
+    /// let client = TcpStream::connect(listener.local_addr()?).await?;
+    /// let (stream, _) = listener.accept().await?;
+    /// let mut connection = Connection::from_accepted(stream)?;
+    /// drop(client); // the peer's end of stream
+    /// assert_eq!(connection.recv(&mut [0; 16]).await?, 0);
+    /// assert_eq!(connection.close().await?, CloseReason::Graceful);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`accepted`](Self::accepted).
+    pub fn from_accepted(stream: TcpStream) -> io::Result<Self> {
+        Self::accepted(stream, Config::default(), StdClock::new(), ())
+    }
+
     pub(crate) fn from_parts(stream: TcpStream, driver: Driver) -> io::Result<Self> {
         let signal = Arc::new(Signal::new(Wakers::default()));
         let endpoint = Endpoint::new(stream, driver, signal, finish_on_the_runtime)?;

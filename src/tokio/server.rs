@@ -700,6 +700,7 @@ impl Observer for Tracked {
 /// `async move { handle.draining().await }`): without it, a drain stops the accepts and aborts
 /// the connections at its deadline, but `axum::serve` itself never returns.
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl axum::serve::Listener for Server {
     type Io = Connection;
     type Addr = SocketAddr;

@@ -5,7 +5,7 @@
 //! an observer sees, and every rule of the contract must hold: the core runs inside `proofs`'
 //! harness, whose monitor checks C1-C13, A1 and L1-L3 and names the rule it finds broken.
 //!
-//! `PROPTEST_CASES=10000 cargo test --test properties` runs as CI does.
+//! `PROPTEST_CASES=10000 cargo test -p proofs --test properties` runs as CI does.
 
 mod reference;
 
@@ -41,6 +41,8 @@ fn refusal(error: &Error) -> Refusal {
         Error::InvalidTransition { .. } => Refusal::Misuse,
         Error::NotCurrentCandidate { .. } => Refusal::NotCurrentCandidate,
         Error::NoCandidates | Error::TooManyCandidates | Error::EmptyReceive => Refusal::BadValue,
+        // `Error` is non-exhaustive: an error the model does not know fails the property.
+        other => panic!("a refusal the reference model does not know: {other:?}"),
     }
 }
 
@@ -49,6 +51,7 @@ fn listener_refusal(error: &ListenerError) -> Refusal {
     match error {
         ListenerError::InvalidTransition { .. } => Refusal::Misuse,
         ListenerError::NoOpenConnection | ListenerError::TooManyConnections => Refusal::BadValue,
+        other => panic!("a refusal the reference model does not know: {other:?}"),
     }
 }
 
