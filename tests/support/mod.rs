@@ -9,6 +9,7 @@ mod adapter;
 mod blocking_adapter;
 #[cfg(feature = "tokio")]
 pub mod http;
+pub mod soak;
 #[cfg(feature = "tokio")]
 mod tokio_adapter;
 
