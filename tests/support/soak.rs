@@ -821,8 +821,11 @@ pub fn run<A: Adapter>(settings: Settings) -> Figures {
         }
         for (rule, start, length, end) in deadlines {
             let (Some(start), Some(end)) = (start, end) else {
+                let seen = |at: Option<Instant>| if at.is_some() { "seen" } else { "never seen" };
                 violations.push(format!(
-                    "{rule} violated: connection {id} ({behaviour}): no start ({start:?}) or end ({end:?}) of its deadline"
+                    "{rule} violated: connection {id} ({behaviour}): its deadline's start {}, its end {}",
+                    seen(start),
+                    seen(end)
                 ));
                 continue;
             };
@@ -888,18 +891,25 @@ pub fn run<A: Adapter>(settings: Settings) -> Figures {
     };
     figures.print();
     if !violations.is_empty() {
+        // How many each rule has, in the order they first came.
+        let mut tally: Vec<(&str, usize)> = Vec::new();
+        for violation in &violations {
+            let rule = violation.split(' ').next().unwrap_or_default();
+            match tally.iter_mut().find(|(r, _)| *r == rule) {
+                Some((_, count)) => *count += 1,
+                None => tally.push((rule, 1)),
+            }
+        }
+        let tally: Vec<String> = tally.iter().map(|(r, n)| format!("{r} {n}")).collect();
         panic!(
-            "{} ({} in all{})",
+            "{} ({} in all: {}){}",
             violations[0],
             violations.len(),
-            if violations.len() > 1 {
-                format!(
-                    "; then: {}",
-                    violations[1..violations.len().min(6)].join("; ")
-                )
-            } else {
-                String::new()
-            }
+            tally.join(", "),
+            violations[1..violations.len().min(4)]
+                .iter()
+                .map(|v| format!("; {v}"))
+                .collect::<String>()
         );
     }
     figures
