@@ -5,10 +5,9 @@
 //! The server is the adapter's, serving an echo written with `recv` and `send` so that it can
 //! say when each of its waits began; its observers record each accept and close with its time.
 //! The clients are plain tokio sockets, not the crate's, on one thread of their own (a
-//! single-threaded runtime, at the lowest priority so that the server's threads come first), at
-//! most [`Settings::concurrency`] at a time; each binds a loopback address of its own
-//! (127.1.x.y), so that the server's record of a connection, its observer's and its client's
-//! meet on the peer's address. Each behaviour's deadline comes from the server's settings and
+//! single-threaded runtime), at most [`Settings::concurrency`] at a time; each binds a loopback
+//! address of its own (127.1.x.y), so that the server's record of a connection, its observer's
+//! and its client's meet on the peer's address. Each behaviour's deadline comes from the server's settings and
 //! starts at the moment the rule says:
 //!
 //! | behaviour | the client | the server's close | its deadline |
@@ -383,7 +382,6 @@ fn run_clients(
     server: SocketAddr,
     settings: Settings,
 ) -> (Vec<io::Result<ClientRecord>>, Duration) {
-    lowest_priority();
     let runtime = client_runtime();
     let cpu_before = thread_cpu();
     let records = runtime.block_on(async {
@@ -421,20 +419,6 @@ fn run_clients(
     drop(runtime);
     (records, cpu)
 }
-
-/// Gives the calling thread the lowest priority (nice 19): the clients' thread then takes the
-/// CPU the server leaves, so that the server's closes wait for the machine, not for the load
-/// the soak itself makes.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)] // one libc call, which the standard library does not wrap
-fn lowest_priority() {
-    // SAFETY: no pointer; on Linux `PRIO_PROCESS` with 0 is the calling thread.
-    let set = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
-    assert_eq!(set, 0, "setpriority: {}", io::Error::last_os_error());
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lowest_priority() {}
 
 fn client_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -611,17 +595,26 @@ impl Figures {
         behaviours.dedup();
         let mut per: Vec<String> = Vec::new();
         for (behaviour, rule) in behaviours {
-            let (late, deadline) = self
+            let mut late: Vec<f64> = self
                 .lateness
                 .iter()
                 .filter(|&&(b, r, _, _)| b == behaviour && r == rule)
-                .map(|&(_, _, l, d)| (l, d))
-                .max_by(|a, b| a.0.total_cmp(&b.0))
-                .unwrap_or_default();
-            per.push(format!("{behaviour} ({rule}, {deadline:.0} ms) {late:+.1}"));
+                .map(|&(_, _, l, _)| l)
+                .collect();
+            late.sort_by(f64::total_cmp);
+            let deadline = self
+                .lateness
+                .iter()
+                .find(|&&(b, r, _, _)| b == behaviour && r == rule)
+                .map_or(0.0, |&(_, _, _, d)| d);
+            let p99 = late[((late.len() - 1) as f64 * 0.99).round() as usize];
+            let max = late[late.len() - 1];
+            per.push(format!(
+                "{behaviour} ({rule}, {deadline:.0} ms) {max:+.1}/{p99:+.1}"
+            ));
         }
         eprintln!(
-            "soak ({name}): past the deadline, over {} closes: max {:+.1} ms, p99 {:+.1} ms; the most per behaviour, ms: {}",
+            "soak ({name}): past the deadline, over {} closes: max {:+.1} ms, p99 {:+.1} ms; per behaviour, max/p99 in ms: {}",
             self.lateness.len(),
             self.late_percentile(100.0),
             self.late_percentile(99.0),
