@@ -9,7 +9,7 @@
 //! the wall time, and the CPU time of the server's threads and of the clients' thread over it.
 //! A check that fails fails the bench, after the other adapter has run.
 //!
-//! `SOAK_CONNECTIONS=N` sets the count, `SOAK_CONCURRENCY=N` the clients at once (250).
+//! `SOAK_CONNECTIONS=N` sets the count, `SOAK_CONCURRENCY=N` the clients at once (100).
 
 // The tests' shared support, which allows what a user of a part of it leaves unused.
 #[path = "../tests/support/mod.rs"]

@@ -4,7 +4,7 @@
 //! with its behaviour's reason and within its deadline plus 10 %, descriptors after = before.
 //! The body is `tests/support/soak.rs`, which the bench `benches/soak.rs` runs with 10,000.
 //!
-//! `SOAK_CONNECTIONS=N` sets the count, `SOAK_CONCURRENCY=N` the clients at once (250);
+//! `SOAK_CONNECTIONS=N` sets the count, `SOAK_CONCURRENCY=N` the clients at once (100);
 //! `--nocapture` shows the figures.
 //!
 //! A file of its own: it counts this process's open descriptors; its instantiations run one at a
