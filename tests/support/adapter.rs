@@ -116,6 +116,8 @@ pub trait Connection: Receiving + Sending + Debug + Sized {
     fn close_reason(&self) -> Option<CloseReason>;
     /// Its core.
     fn lifecycle(&self) -> &Lifecycle;
+    /// The peer's address.
+    fn peer_addr(&self) -> io::Result<SocketAddr>;
     /// Bounds a wait for the peer.
     fn set_idle_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;
     /// Splits it into a read half and a write half.

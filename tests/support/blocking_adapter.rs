@@ -55,7 +55,7 @@ impl Adapter for Blocking {
         thread::spawn(move || {
             let report = server.serve(
                 move |connection| block_on(handler(connection)),
-                move |peer: Peer| observers.observer(peer.id),
+                move |peer: Peer| observers.accepted(peer.id, peer.addr),
             );
             let _ = sender.send(report);
         });
@@ -184,6 +184,10 @@ impl Connection for blocking::Connection {
 
     fn lifecycle(&self) -> &Lifecycle {
         blocking::Connection::lifecycle(self)
+    }
+
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        blocking::Connection::peer_addr(self)
     }
 
     fn set_idle_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {

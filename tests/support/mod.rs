@@ -1,7 +1,7 @@
 //! What the real-socket tests share: the adapter under test behind one interface ([`Adapter`]),
 //! so that each scenario is written once and runs on both adapters ([`for_each_adapter!`]); a
-//! server serving on a thread of its own, an observer that records closes with their times,
-//! descriptor counts, and test data.
+//! server serving on a thread of its own, an observer that records accepts and closes with their
+//! times, descriptor counts, and test data.
 
 #![allow(dead_code, unused_imports, unused_macros)] // each test file uses a part of it
 
@@ -9,10 +9,12 @@ mod adapter;
 mod blocking_adapter;
 #[cfg(feature = "tokio")]
 pub mod http;
+pub mod soak;
 #[cfg(feature = "tokio")]
 mod tokio_adapter;
 
 use std::io::{self, Read};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -158,6 +160,8 @@ pub fn pattern(len: usize) -> Vec<u8> {
 /// What an observer saw, for one connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Seen {
+    /// A server accepted it from this peer (recorded as its observer is made, at the accept).
+    Accepted(SocketAddr),
     /// The application asked for a graceful close (the transition on `Close`).
     CloseRequested,
     /// The socket was released, for this reason.
@@ -183,6 +187,18 @@ impl Log {
             };
             log.lock().push((id, Instant::now(), seen));
         }
+    }
+
+    /// [`observer`](Self::observer) for a server's connection `id` from `peer`, recording its
+    /// accept first.
+    pub fn accepted(&self, id: u64, peer: SocketAddr) -> impl FnMut(&Event<'_>) + Send + use<> {
+        self.lock().push((id, Instant::now(), Seen::Accepted(peer)));
+        self.observer(id)
+    }
+
+    /// Every entry: the connection's id, when, and what.
+    pub fn entries(&self) -> Vec<(u64, Instant, Seen)> {
+        self.lock().clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<(u64, Instant, Seen)>> {

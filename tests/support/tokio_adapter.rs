@@ -56,7 +56,9 @@ impl Adapter for Tokio {
                     .expect("binding 127.0.0.1:0");
                 let _ = started.send((server.local_addr(), server.drain_handle()));
                 let report = server
-                    .serve(handler, move |peer: Peer| observers.observer(peer.id))
+                    .serve(handler, move |peer: Peer| {
+                        observers.accepted(peer.id, peer.addr)
+                    })
                     .await;
                 let _ = sender.send(report);
             });
@@ -187,6 +189,10 @@ impl Connection for adapter::Connection {
 
     fn lifecycle(&self) -> &Lifecycle {
         adapter::Connection::lifecycle(self)
+    }
+
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        adapter::Connection::peer_addr(self)
     }
 
     fn set_idle_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
