@@ -256,36 +256,43 @@ pub(crate) fn recv_until_raised(
     set: &mut ReadTimeout,
     signal: &Signal<ReaderWaker>,
 ) -> Received {
-    #[cfg(windows)]
-    {
-        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
-        loop {
-            if signal.is_raised() {
-                return Received::Raised;
-            }
-            let left = match (timeout, deadline) {
-                (Some(_), Some(deadline)) => {
-                    Some(deadline.saturating_duration_since(std::time::Instant::now()))
-                }
-                _ => None,
-            };
-            let slice = left.map_or(SIGNAL_POLL, |left| left.min(SIGNAL_POLL));
-            match recv_once(socket, buf, Some(slice), set) {
-                Received::TimedOut if left.is_none_or(|left| left > slice) => {}
-                received => return received,
-            }
-        }
-    }
-    #[cfg(not(windows))]
-    {
+    let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+    loop {
         // Raised before the call: the wake-up may have come before the socket had anything to
         // wake, so do not wait.
         if signal.is_raised() {
             return Received::Raised;
         }
-        recv_once(socket, buf, timeout, set)
+        let left = match (timeout, deadline) {
+            (Some(_), Some(deadline)) => {
+                Some(deadline.saturating_duration_since(std::time::Instant::now()))
+            }
+            _ => None,
+        };
+        let slice = left.map_or(UNBOUNDED_SLICE, |left| Some(left.min(RECV_SLICE)));
+        match recv_once(socket, buf, slice, set) {
+            Received::TimedOut if left.is_none_or(|left| slice.is_some_and(|s| left > s)) => {}
+            received => return received,
+        }
     }
 }
+
+/// The longest single wait of a `recv` with a deadline. A socket timeout is kept by the
+/// kernel's timer wheel, which rounds a long one up by as much as an eighth of it (on Linux at
+/// 250 Hz, a 300 ms timeout woke up to 32 ms late); waits of at most 200 ms keep their time to
+/// a few milliseconds, so an idle timeout of any length ends within it plus that. On Windows,
+/// the wait also looks at the signal between slices (see above).
+#[cfg(not(windows))]
+const RECV_SLICE: Duration = Duration::from_millis(200);
+#[cfg(windows)]
+const RECV_SLICE: Duration = SIGNAL_POLL;
+
+/// A `recv` without a deadline: one call on Unix, where the signal wakes it; slices on Windows,
+/// where nothing does.
+#[cfg(not(windows))]
+const UNBOUNDED_SLICE: Option<Duration> = None;
+#[cfg(windows)]
+const UNBOUNDED_SLICE: Option<Duration> = Some(SIGNAL_POLL);
 
 /// Sleeps for `pause`, or less once `signal` is raised (an abort), which it looks at every
 /// [`PAUSE_SLICE`]: a close waiting for the peer's acknowledgement (C13).
