@@ -39,8 +39,9 @@
 //! Every process raises its descriptor limit (`RLIMIT_NOFILE`) to the hard limit; with a hard
 //! limit too low for 10,000 (plus a margin), the count is lowered to what fits, and said.
 //! `SCALE_CONNECTIONS=N` sets the count, `SCALE_SERVERS=adapter` (or `raw`) runs one server
-//! only. Run other than by `cargo bench` (without `--bench`), it holds 200 connections for one
-//! round, as a quick check.
+//! only, and `SCALE_HEAP_SIZES=1` prints each server's live allocations per connection by size.
+//! Run other than by `cargo bench` (without `--bench`), it holds 200 connections for one round,
+//! as a quick check.
 
 // Raising the descriptor limit (`setrlimit`) is a libc call, and counting the live heap needs a
 // global allocator, an unsafe trait: it only counts and hands everything to the system allocator.
@@ -51,7 +52,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -94,34 +95,74 @@ struct Counting;
 
 static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
 
+/// Live allocations by size, in steps of `SIZE_STEP` bytes, counted only when `SCALE_HEAP_SIZES`
+/// is set: where a server's bytes per connection go.
+const SIZE_STEP: usize = 8;
+const SIZE_CLASSES: usize = 1024;
+static BY_SIZE_ON: AtomicBool = AtomicBool::new(false);
+static BY_SIZE: [AtomicI64; SIZE_CLASSES] = [const { AtomicI64::new(0) }; SIZE_CLASSES];
+
 fn as_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+fn count(size: usize, change: i64) {
+    LIVE_BYTES.fetch_add(change * as_i64(size), Ordering::Relaxed);
+    if BY_SIZE_ON.load(Ordering::Relaxed) {
+        let class = size.div_ceil(SIZE_STEP).min(SIZE_CLASSES - 1);
+        BY_SIZE[class].fetch_add(change, Ordering::Relaxed);
+    }
+}
+
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(as_i64(layout.size()), Ordering::Relaxed);
+        count(layout.size(), 1);
         // SAFETY: the caller's contract is passed on unchanged.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(as_i64(layout.size()), Ordering::Relaxed);
+        count(layout.size(), 1);
         // SAFETY: as above.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(as_i64(new_size) - as_i64(layout.size()), Ordering::Relaxed);
+        count(layout.size(), -1);
+        count(new_size, 1);
         // SAFETY: as above.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(as_i64(layout.size()), Ordering::Relaxed);
+        count(layout.size(), -1);
         // SAFETY: as above.
         unsafe { System.dealloc(ptr, layout) }
     }
+}
+
+/// The live allocations by size class now.
+fn by_size() -> Vec<i64> {
+    BY_SIZE
+        .iter()
+        .map(|count| count.load(Ordering::SeqCst))
+        .collect()
+}
+
+/// The size classes that grew by at least half an allocation per connection between `before`
+/// and `after`: the per-connection allocations, with their bytes per connection.
+fn print_by_size(before: &[i64], after: &[i64], connections: usize) {
+    println!("  live allocations per connection, by size (up to {SIZE_STEP} bytes each):");
+    let mut total = 0.0;
+    for (class, (b, a)) in before.iter().zip(after).enumerate() {
+        let each = (a - b) as f64 / connections as f64;
+        if each >= 0.5 {
+            let size = class * SIZE_STEP;
+            total += each * size as f64;
+            println!("    {size:>6} bytes: {each:.2} per connection");
+        }
+    }
+    println!("    about {total:.0} bytes per connection in these");
 }
 
 #[global_allocator]
@@ -443,6 +484,9 @@ fn server_process(kind: Kind) -> Result<(), String> {
         ));
     }
 
+    if std::env::var_os("SCALE_HEAP_SIZES").is_some() {
+        BY_SIZE_ON.store(true, Ordering::SeqCst);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -494,6 +538,7 @@ fn serve_and_drain(
     // Before the first accept: the runtime, the listener, the client process started.
     let rss_before_kib = resident_kib();
     let heap_before = LIVE_BYTES.load(Ordering::SeqCst);
+    let sizes_before = by_size();
     let started = Instant::now();
     let handler_open = Arc::clone(&open);
     let serving = runtime.spawn(server.serve(
@@ -511,6 +556,9 @@ fn serve_and_drain(
         client.kill();
     }
     let held = result?;
+    if BY_SIZE_ON.load(Ordering::Relaxed) {
+        print_by_size(&sizes_before, &held.sizes_after, connections);
+    }
 
     let report = runtime
         .block_on(serving)
@@ -625,6 +673,7 @@ fn serve_raw(runtime: &tokio::runtime::Runtime, connections: usize) -> Result<Me
 
     let rss_before_kib = resident_kib();
     let heap_before = LIVE_BYTES.load(Ordering::SeqCst);
+    let sizes_before = by_size();
     let started = Instant::now();
     let serving = runtime.spawn(raw_serve(listener, signal.clone(), Arc::clone(&open)));
 
@@ -637,6 +686,9 @@ fn serve_raw(runtime: &tokio::runtime::Runtime, connections: usize) -> Result<Me
         client.kill();
     }
     let held = result?;
+    if BY_SIZE_ON.load(Ordering::Relaxed) {
+        print_by_size(&sizes_before, &held.sizes_after, connections);
+    }
 
     let (accepted, ended) = runtime
         .block_on(serving)
@@ -674,6 +726,8 @@ struct Held {
     connect_time: Duration,
     rss_after_kib: Option<u64>,
     heap_after: i64,
+    /// The live allocations by size then (counted only with `SCALE_HEAP_SIZES`).
+    sizes_after: Vec<i64>,
     signalled: Instant,
 }
 
@@ -700,6 +754,7 @@ fn hold_then_signal(
     let connect_time = started.elapsed();
     let rss_after_kib = resident_kib();
     let heap_after = LIVE_BYTES.load(Ordering::SeqCst);
+    let sizes_after = by_size();
 
     let signalled = Instant::now();
     signal();
@@ -708,6 +763,7 @@ fn hold_then_signal(
         connect_time,
         rss_after_kib,
         heap_after,
+        sizes_after,
         signalled,
     })
 }
