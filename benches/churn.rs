@@ -15,10 +15,16 @@
 //!
 //! The client is a pool of `CHURN_CLIENTS` (default 8) threads on plain std sockets; a round's
 //! time runs from the first connect to the last close. The server is bound before and drained
-//! after, outside the time. It prints each round's connections per second, then each server's
-//! median, and ends with `churn ratio: blocking core/raw=X.XX tokio core/raw=Y.YY`.
+//! after, outside the time. A run prints each round's connections per second, then each
+//! server's median and the run's ratios: for each adapter, the median over the rounds of its
+//! rate over the hand-written server's in the same round (the order of the servers is reversed
+//! every other round, so that a pair's two orders count alike). The bench
+//! makes `CHURN_RUNS` runs (default 3) and ends with the median of their ratios, in one line:
+//! `churn ratio: blocking core/raw=X.XX tokio core/raw=Y.YY`. The adapters' figures include
+//! each graceful close's wait for the peer's acknowledgement (C13).
 //! `CHURN_SERVERS` (a comma-separated list of the names above) runs only those, for a profile
-//! or a system-call count of one server.
+//! or a system-call count of one server. Run other than by `cargo bench` (without `--bench`),
+//! it makes one run of 3 rounds of 2,000 connections, as a quick check.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -79,8 +85,10 @@ fn main() {
 }
 
 fn run() -> Result<(), String> {
-    let connections = setting("CHURN_CONNECTIONS", 20_000)?;
-    let rounds = setting("CHURN_ROUNDS", 5)?;
+    let full = std::env::args().any(|arg| arg == "--bench");
+    let connections = setting("CHURN_CONNECTIONS", if full { 20_000 } else { 2_000 })?;
+    let rounds = setting("CHURN_ROUNDS", if full { 5 } else { 3 })?;
+    let runs = setting("CHURN_RUNS", if full { 3 } else { 1 })?;
     let clients = setting("CHURN_CLIENTS", 8)?;
     let kinds: Vec<Kind> = match std::env::var("CHURN_SERVERS") {
         Ok(list) => list
@@ -99,41 +107,97 @@ fn run() -> Result<(), String> {
         .build()
         .map_err(|error| format!("cannot start the tokio runtime: {error}"))?;
     println!(
-        "churn: {connections} connections per round, {rounds} rounds, {clients} client threads, \
-         {MESSAGE_LEN} bytes each way"
+        "churn: {runs} runs of {rounds} rounds, {connections} connections per round, {clients} \
+         client threads, {MESSAGE_LEN} bytes each way"
     );
     let started = Instant::now();
+    let mut blocking_ratios = Vec::new();
+    let mut tokio_ratios = Vec::new();
+    for run in 1..=runs {
+        let (blocking, tokio) = one_run(run, &kinds, &runtime, connections, rounds, clients)?;
+        println!(
+            "run {run} ratio: blocking core/raw={} tokio core/raw={}",
+            shown(blocking),
+            shown(tokio)
+        );
+        blocking_ratios.extend(blocking);
+        tokio_ratios.extend(tokio);
+    }
+    println!("total time {:.1} s", started.elapsed().as_secs_f64());
+    let each = |ratios: &[f64]| {
+        ratios
+            .iter()
+            .map(|ratio| format!("{ratio:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "runs' ratios: blocking {}; tokio {}",
+        each(&blocking_ratios),
+        each(&tokio_ratios)
+    );
+    let median_of = |ratios: &mut Vec<f64>| (!ratios.is_empty()).then(|| median(ratios));
+    println!(
+        "churn ratio: blocking core/raw={} tokio core/raw={}",
+        shown(median_of(&mut blocking_ratios)),
+        shown(median_of(&mut tokio_ratios))
+    );
+    Ok(())
+}
+
+fn shown(ratio: Option<f64>) -> String {
+    ratio.map_or_else(|| "n/a".into(), |ratio| format!("{ratio:.2}"))
+}
+
+/// One run: `rounds` rounds, the servers taking turns in each (in the reverse order every
+/// other round); prints each server's median, and returns the run's ratios: for each adapter,
+/// the median over the rounds of its rate over the hand-written server's in the same round.
+fn one_run(
+    run: usize,
+    kinds: &[Kind],
+    runtime: &tokio::runtime::Runtime,
+    connections: usize,
+    rounds: usize,
+    clients: usize,
+) -> Result<(Option<f64>, Option<f64>), String> {
     let mut rates: Vec<(Kind, Vec<f64>)> = kinds.iter().map(|&kind| (kind, Vec::new())).collect();
     for round in 1..=rounds {
-        for (kind, samples) in &mut rates {
-            let rate = round_of(*kind, &runtime, connections, clients)
-                .map_err(|error| format!("{} round {round}: {error}", kind.name()))?;
+        let mut order: Vec<usize> = (0..rates.len()).collect();
+        if round % 2 == 0 {
+            order.reverse();
+        }
+        for i in order {
+            let (kind, samples) = &mut rates[i];
+            let rate = round_of(*kind, runtime, connections, clients)
+                .map_err(|error| format!("{} run {run} round {round}: {error}", kind.name()))?;
             println!(
-                "round {round} {:<14} {rate:>9.0} connections/s",
+                "run {run} round {round} {:<14} {rate:>9.0} connections/s",
                 kind.name()
             );
             samples.push(rate);
         }
     }
-    println!("medians over {rounds} rounds:");
-    let mut medians = Vec::new();
-    for (kind, samples) in &mut rates {
-        let median = median(samples);
-        println!("  {:<14} {median:>9.0} connections/s", kind.name());
-        medians.push((*kind, median));
-    }
-    println!("total time {:.1} s", started.elapsed().as_secs_f64());
-    let of = |kind| medians.iter().find(|(k, _)| *k == kind).map(|(_, m)| *m);
-    let ratio = |core, raw| match (of(core), of(raw)) {
-        (Some(core), Some(raw)) if raw > 0.0 => format!("{:.2}", core / raw),
-        _ => "n/a".into(),
+    let of = |kind| rates.iter().find(|(k, _)| *k == kind).map(|(_, s)| s);
+    let paired = |core, raw| match (of(core), of(raw)) {
+        (Some(core), Some(raw)) => {
+            let mut ratios: Vec<f64> = core.iter().zip(raw).map(|(c, r)| c / r).collect();
+            Some(median(&mut ratios))
+        }
+        _ => None,
     };
-    println!(
-        "churn ratio: blocking core/raw={} tokio core/raw={}",
-        ratio(Kind::CoreBlocking, Kind::RawBlocking),
-        ratio(Kind::CoreTokio, Kind::RawTokio)
+    let ratios = (
+        paired(Kind::CoreBlocking, Kind::RawBlocking),
+        paired(Kind::CoreTokio, Kind::RawTokio),
     );
-    Ok(())
+    println!("run {run}: medians over {rounds} rounds:");
+    for (kind, samples) in &mut rates {
+        println!(
+            "  {:<14} {:>9.0} connections/s",
+            kind.name(),
+            median(samples)
+        );
+    }
+    Ok(ratios)
 }
 
 fn setting(name: &str, default: usize) -> Result<usize, String> {

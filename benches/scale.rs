@@ -1,29 +1,47 @@
-//! The tokio adapter at scale: `cargo bench --features tokio --bench scale`.
+//! The tokio adapter at scale, next to the same server written by hand:
+//! `cargo bench --features tokio --bench scale`.
 //!
-//! The bench process runs a tokio [`Server`] (two worker threads) with an echo handler: it echoes
-//! until the client's end of stream, then shuts its send side, and the server closes the
-//! connection gracefully. It re-runs its own binary as the client process, which opens 10,000
-//! connections to it over loopback (at most 500 connecting at a time), sends 32 bytes on each,
+//! Two servers hold the same connections in turn, each in a process of its own (so that the
+//! memory one freed does not lower the other's figure), round by round (`SCALE_ROUNDS`, default
+//! 3; the first to go alternates), and the bench prints each run, each server's medians and
+//! their ratios:
+//!
+//! - `adapter`: the tokio adapter's [`Server`] (two worker threads) with an echo handler: it
+//!   echoes until the client's end of stream, then shuts its send side, and the server closes
+//!   the connection gracefully, once the peer has acknowledged everything (C13);
+//! - `raw`: the same server by hand on `tokio::net` (two worker threads): accept, a task per
+//!   connection with the same 256-byte buffer and echo, `shutdown`, drop. On the signal (a
+//!   `broadcast`) the accept loop stops and each task shuts its send side and drops its socket.
+//!
+//! Each server process re-runs the bench's binary as the client process, which opens the
+//! connections (10,000; at most 500 connecting at a time) over loopback, sends 32 bytes on each,
 //! reads the echo and holds the connection open.
 //!
-//! Once the client process has every echo back and the server's handlers count 10,000 open, the
-//! bench reads the server's resident memory (`VmRSS`) and its live heap (a counting allocator);
-//! the figures per connection are the growth since before the first accept, divided by the count.
+//! Once the client process has every echo back and the server's handlers count every
+//! connection open, the server process reads its resident memory (`VmRSS`) and its live heap (a
+//! counting allocator); the figures per connection are the growth since before the first
+//! accept, divided by the count. They leave out the kernel's socket buffers, the same for both.
 //!
-//! Then the drain, timed from the request ([`DrainHandle::drain`]) to [`Server::serve`]
-//! returning. Right after the request the bench tells the client process to finish (a line on
-//! its standard input): each client shuts its send side, reads to the server's end of stream and
-//! closes. So the drain time covers: the message to the client process; each client's end of
-//! stream; each handler seeing it, shutting its send side, and the server's close seeing the
-//! client's end of stream and releasing the socket; and `serve` joining the 10,000 tasks. The
-//! clients' last step (reading the server's end of stream, closing) overlaps it and is timed
-//! apart, until the client process reports all of them closed. The drain must end `Drained`,
-//! with 10,000 graceful closes and none aborted; otherwise the bench fails.
+//! Then the close of them all: from the signal (the adapter's [`DrainHandle::drain`], the
+//! hand-written server's broadcast) to the server's `serve` returning, every connection closed
+//! and every task joined. Right after the signal the server process tells the client process to
+//! finish (a line on its standard input): each client shuts its send side, reads to the
+//! server's end of stream and closes. For the adapter the close of all covers the message to the
+//! client process, each client's end of stream, each handler seeing it and shutting its send
+//! side, the server's close seeing our end of stream acknowledged and releasing the socket, and
+//! `serve` joining the tasks: what its graceful close waits for. The hand-written server's
+//! tasks shut down and drop at once, without waiting for the client. The clients' last step
+//! (reading the server's end of stream, closing) is timed apart, until the client process
+//! reports all of them closed. The adapter's drain must end `Drained`, with every close
+//! graceful and none aborted, and every client must see a clean end of stream from either
+//! server; otherwise the bench fails.
 //!
-//! Both processes raise their descriptor limit (`RLIMIT_NOFILE`) to the hard limit; with a hard
+//! Every process raises its descriptor limit (`RLIMIT_NOFILE`) to the hard limit; with a hard
 //! limit too low for 10,000 (plus a margin), the count is lowered to what fits, and said.
-//! `SCALE_CONNECTIONS=N` sets the count. Run other than by `cargo bench` (without `--bench`), it
-//! holds 200 connections, as a quick check.
+//! `SCALE_CONNECTIONS=N` sets the count, `SCALE_SERVERS=adapter` (or `raw`) runs one server
+//! only, and `SCALE_HEAP_SIZES=1` prints each server's live allocations per connection by size.
+//! Run other than by `cargo bench` (without `--bench`), it holds 200 connections for one round,
+//! as a quick check.
 
 // Raising the descriptor limit (`setrlimit`) is a libc call, and counting the live heap needs a
 // global allocator, an unsafe trait: it only counts and hands everything to the system allocator.
@@ -34,23 +52,33 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use socket_lifecycle::DrainOutcome;
 use socket_lifecycle::tokio::{Connection, Server, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{Semaphore, watch};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::task::JoinSet;
 
 /// The connections the issue asks for.
 const CONNECTIONS: usize = 10_000;
 /// Held by a quick check (run without `--bench`).
 const QUICK_CONNECTIONS: usize = 200;
+/// Rounds of the two servers (a quick check runs one).
+const ROUNDS: usize = 3;
+/// The listen backlog; the kernel caps it at `net.core.somaxconn`.
+const BACKLOG: i32 = 4096;
 /// Descriptors each process keeps beyond its connections (runtime, pipes, standard streams).
 const DESCRIPTOR_MARGIN: usize = 64;
 /// Set in the client process's environment: the server's address.
 const CLIENT_ENV: &str = "SOCKET_LIFECYCLE_SCALE_CLIENT";
+/// Set in a server process's environment: which server it runs.
+const SERVER_ENV: &str = "SOCKET_LIFECYCLE_SCALE_SERVER";
+/// How a server process's figures begin, on a line of their own.
+const RESULT_PREFIX: &str = "scale-figures ";
 /// Connects in flight at a time, well under the listen backlog.
 const CONNECTING_AT_ONCE: usize = 500;
 /// What each client sends, and gets back.
@@ -67,34 +95,74 @@ struct Counting;
 
 static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
 
+/// Live allocations by size, in steps of `SIZE_STEP` bytes, counted only when `SCALE_HEAP_SIZES`
+/// is set: where a server's bytes per connection go.
+const SIZE_STEP: usize = 8;
+const SIZE_CLASSES: usize = 1024;
+static BY_SIZE_ON: AtomicBool = AtomicBool::new(false);
+static BY_SIZE: [AtomicI64; SIZE_CLASSES] = [const { AtomicI64::new(0) }; SIZE_CLASSES];
+
 fn as_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+fn count(size: usize, change: i64) {
+    LIVE_BYTES.fetch_add(change * as_i64(size), Ordering::Relaxed);
+    if BY_SIZE_ON.load(Ordering::Relaxed) {
+        let class = size.div_ceil(SIZE_STEP).min(SIZE_CLASSES - 1);
+        BY_SIZE[class].fetch_add(change, Ordering::Relaxed);
+    }
+}
+
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(as_i64(layout.size()), Ordering::Relaxed);
+        count(layout.size(), 1);
         // SAFETY: the caller's contract is passed on unchanged.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(as_i64(layout.size()), Ordering::Relaxed);
+        count(layout.size(), 1);
         // SAFETY: as above.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(as_i64(new_size) - as_i64(layout.size()), Ordering::Relaxed);
+        count(layout.size(), -1);
+        count(new_size, 1);
         // SAFETY: as above.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(as_i64(layout.size()), Ordering::Relaxed);
+        count(layout.size(), -1);
         // SAFETY: as above.
         unsafe { System.dealloc(ptr, layout) }
     }
+}
+
+/// The live allocations by size class now.
+fn by_size() -> Vec<i64> {
+    BY_SIZE
+        .iter()
+        .map(|count| count.load(Ordering::SeqCst))
+        .collect()
+}
+
+/// The size classes that grew by at least half an allocation per connection between `before`
+/// and `after`: the per-connection allocations, with their bytes per connection.
+fn print_by_size(before: &[i64], after: &[i64], connections: usize) {
+    println!("  live allocations per connection, by size (up to {SIZE_STEP} bytes each):");
+    let mut total = 0.0;
+    for (class, (b, a)) in before.iter().zip(after).enumerate() {
+        let each = (a - b) as f64 / connections as f64;
+        if each >= 0.5 {
+            let size = class * SIZE_STEP;
+            total += each * size as f64;
+            println!("    {size:>6} bytes: {each:.2} per connection");
+        }
+    }
+    println!("    about {total:.0} bytes per connection in these");
 }
 
 #[global_allocator]
@@ -102,10 +170,43 @@ static GLOBAL: Counting = Counting;
 
 // ---- the process ---------------------------------------------------------------------------------
 
+/// The two servers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Adapter,
+    Raw,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Adapter => "adapter",
+            Self::Raw => "raw",
+        }
+    }
+
+    fn of(name: &str) -> Option<Self> {
+        [Self::Adapter, Self::Raw]
+            .into_iter()
+            .find(|kind| kind.name() == name.trim())
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::Adapter => "the tokio adapter's server",
+            Self::Raw => "a hand-written tokio server",
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let result = match std::env::var(CLIENT_ENV) {
-        Ok(addr) => client_process(&addr),
-        Err(_) => server_process(),
+    let result = match (std::env::var(CLIENT_ENV), std::env::var(SERVER_ENV)) {
+        (Ok(addr), _) => client_process(&addr),
+        (_, Ok(kind)) => match Kind::of(&kind) {
+            Some(kind) => server_process(kind),
+            None => Err(format!("no server named '{kind}'")),
+        },
+        _ => bench(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -152,31 +253,222 @@ fn resident_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-// ---- the server (the bench process) ------------------------------------------------------------
+fn positive(name: &str) -> Result<Option<usize>, String> {
+    match std::env::var(name) {
+        Ok(count) => count
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0)
+            .map(Some)
+            .ok_or_else(|| format!("{name} must be a positive count, not '{count}'")),
+        Err(_) => Ok(None),
+    }
+}
 
-/// What the bench measured.
+// ---- the bench: both servers, round by round -------------------------------------------------------
+
+fn bench() -> Result<(), String> {
+    let full = std::env::args().any(|arg| arg == "--bench");
+    let connections = positive("SCALE_CONNECTIONS")?.unwrap_or(if full {
+        CONNECTIONS
+    } else {
+        QUICK_CONNECTIONS
+    });
+    let rounds = positive("SCALE_ROUNDS")?.unwrap_or(if full { ROUNDS } else { 1 });
+    let kinds: Vec<Kind> = match std::env::var("SCALE_SERVERS") {
+        Ok(list) => list
+            .split(',')
+            .map(|name| {
+                Kind::of(name).ok_or_else(|| format!("SCALE_SERVERS: no server named '{name}'"))
+            })
+            .collect::<Result<_, _>>()?,
+        Err(_) => vec![Kind::Raw, Kind::Adapter],
+    };
+    let mut runs: Vec<(Kind, Measured)> = Vec::new();
+    for round in 1..=rounds {
+        // The first to go alternates, so that neither always follows the other.
+        let mut order = kinds.clone();
+        if round % 2 == 0 {
+            order.reverse();
+        }
+        for kind in order {
+            println!("round {round}: {}", kind.title());
+            let measured = run_server_process(kind, connections)?;
+            runs.push((kind, measured));
+        }
+    }
+    print_summary(&kinds, &runs, rounds);
+    Ok(())
+}
+
+/// Runs one server in a process of its own; passes its lines on and returns its figures.
+fn run_server_process(kind: Kind, connections: usize) -> Result<Measured, String> {
+    let exe = std::env::current_exe()
+        .map_err(|error| format!("cannot find this program to run the server: {error}"))?;
+    let output = Command::new(exe)
+        .env(SERVER_ENV, kind.name())
+        .env("SCALE_CONNECTIONS", connections.to_string())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|error| format!("cannot run the {} server: {error}", kind.name()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut measured = None;
+    for line in stdout.lines() {
+        match line.strip_prefix(RESULT_PREFIX) {
+            Some(figures) => measured = Measured::parse(figures),
+            None => println!("{line}"),
+        }
+    }
+    if !output.status.success() {
+        return Err(format!(
+            "the {} server's process ended with {}",
+            kind.name(),
+            output.status
+        ));
+    }
+    measured.ok_or_else(|| format!("the {} server's process gave no figures", kind.name()))
+}
+
+fn median(mut samples: Vec<f64>) -> Option<f64> {
+    samples.sort_by(f64::total_cmp);
+    let n = samples.len();
+    match n {
+        0 => None,
+        n if n % 2 == 1 => Some(samples[n / 2]),
+        n => Some((samples[n / 2 - 1] + samples[n / 2]) / 2.0),
+    }
+}
+
+/// Each server's medians, and the ratios of the adapter's to the hand-written server's.
+fn print_summary(kinds: &[Kind], runs: &[(Kind, Measured)], rounds: usize) {
+    let of = |kind: Kind, figure: fn(&Measured) -> Option<f64>| {
+        median(
+            runs.iter()
+                .filter(|(k, _)| *k == kind)
+                .filter_map(|(_, m)| figure(m))
+                .collect(),
+        )
+    };
+    let connections = runs.first().map_or(0, |(_, m)| m.connections);
+    println!(
+        "scale: medians over {rounds} round(s), {connections} connections, each server in a \
+         process of its own"
+    );
+    println!(
+        "  {:<8} {:>14} {:>15} {:>12} {:>14} {:>12}",
+        "server", "RSS/connection", "heap/connection", "close all", "clients closed", "connect all"
+    );
+    let show = |value: Option<f64>, unit: &str, digits: usize| {
+        value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.digits$} {unit}"))
+    };
+    for &kind in kinds {
+        println!(
+            "  {:<8} {:>14} {:>15} {:>12} {:>14} {:>12}",
+            kind.name(),
+            show(of(kind, Measured::rss_per_connection), "B", 0),
+            show(of(kind, Measured::heap_per_connection), "B", 0),
+            show(of(kind, Measured::close_all_ms), "ms", 1),
+            show(of(kind, Measured::clients_closed_ms), "ms", 1),
+            show(of(kind, Measured::connect_s), "s", 2),
+        );
+    }
+    let ratio = |figure: fn(&Measured) -> Option<f64>| match (
+        of(Kind::Adapter, figure),
+        of(Kind::Raw, figure),
+    ) {
+        (Some(adapter), Some(raw)) if raw > 0.0 => format!("{:.2}", adapter / raw),
+        _ => "n/a".to_owned(),
+    };
+    println!(
+        "  the adapter's live heap against the hand-written server's: {} times",
+        ratio(Measured::heap_per_connection)
+    );
+    println!(
+        "scale ratio: memory adapter/raw={} close-all adapter/raw={}",
+        ratio(Measured::rss_per_connection),
+        ratio(Measured::close_all_ms)
+    );
+}
+
+// ---- a server (a process of its own) ----------------------------------------------------------------
+
+/// What one server's run measured.
+#[derive(Debug, Default)]
 struct Measured {
     connections: usize,
     connect_time: Duration,
     rss_before_kib: Option<u64>,
     rss_after_kib: Option<u64>,
     heap_growth: i64,
-    drain_time: Duration,
-    serve_returned: Duration,
+    /// The adapter's own figure (`ServeReport::drain_time`).
+    drain_time: Option<Duration>,
+    /// From the signal to `serve` returning: every connection closed, every task joined.
+    close_all: Duration,
     clients_closed: Duration,
 }
 
-fn server_process() -> Result<(), String> {
-    let full = std::env::args().any(|arg| arg == "--bench");
-    let wanted = match std::env::var("SCALE_CONNECTIONS") {
-        Ok(count) => count
-            .parse::<usize>()
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| format!("SCALE_CONNECTIONS must be a positive count, not '{count}'"))?,
-        Err(_) if full => CONNECTIONS,
-        Err(_) => QUICK_CONNECTIONS,
-    };
+impl Measured {
+    /// One line for the bench process to read.
+    fn line(&self) -> String {
+        let kib = |value: Option<u64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
+        format!(
+            "{RESULT_PREFIX}{} {} {} {} {} {} {} {}",
+            self.connections,
+            self.connect_time.as_micros(),
+            kib(self.rss_before_kib),
+            kib(self.rss_after_kib),
+            self.heap_growth,
+            self.drain_time
+                .map_or_else(|| "-".to_owned(), |d| d.as_micros().to_string()),
+            self.close_all.as_micros(),
+            self.clients_closed.as_micros(),
+        )
+    }
+
+    fn parse(line: &str) -> Option<Self> {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [n, connect, before, after, heap, drain, close_all, clients] = fields[..] else {
+            return None;
+        };
+        let micros = |field: &str| field.parse().ok().map(Duration::from_micros);
+        Some(Self {
+            connections: n.parse().ok()?,
+            connect_time: micros(connect)?,
+            rss_before_kib: before.parse().ok(),
+            rss_after_kib: after.parse().ok(),
+            heap_growth: heap.parse().ok()?,
+            drain_time: micros(drain),
+            close_all: micros(close_all)?,
+            clients_closed: micros(clients)?,
+        })
+    }
+
+    fn rss_per_connection(&self) -> Option<f64> {
+        let grown = self.rss_after_kib?.saturating_sub(self.rss_before_kib?);
+        Some(grown as f64 * 1024.0 / self.connections as f64)
+    }
+
+    fn heap_per_connection(&self) -> Option<f64> {
+        Some(self.heap_growth as f64 / self.connections as f64)
+    }
+
+    fn close_all_ms(&self) -> Option<f64> {
+        Some(self.close_all.as_secs_f64() * 1e3)
+    }
+
+    fn clients_closed_ms(&self) -> Option<f64> {
+        Some(self.clients_closed.as_secs_f64() * 1e3)
+    }
+
+    fn connect_s(&self) -> Option<f64> {
+        Some(self.connect_time.as_secs_f64())
+    }
+}
+
+fn server_process(kind: Kind) -> Result<(), String> {
+    let wanted = positive("SCALE_CONNECTIONS")?.unwrap_or(QUICK_CONNECTIONS);
     let limit = raise_descriptor_limit()?;
     let fits = limit.saturating_sub(DESCRIPTOR_MARGIN);
     let connections = wanted.min(fits);
@@ -192,13 +484,20 @@ fn server_process() -> Result<(), String> {
         ));
     }
 
+    if std::env::var_os("SCALE_HEAP_SIZES").is_some() {
+        BY_SIZE_ON.store(true, Ordering::SeqCst);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|error| format!("cannot start the tokio runtime: {error}"))?;
-    let measured = serve_and_drain(&runtime, connections)?;
-    print_result(&measured);
+    let measured = match kind {
+        Kind::Adapter => serve_and_drain(&runtime, connections)?,
+        Kind::Raw => serve_raw(&runtime, connections)?,
+    };
+    print_result(kind, &measured);
+    println!("{}", measured.line());
     Ok(())
 }
 
@@ -221,8 +520,7 @@ fn serve_and_drain(
 ) -> Result<Measured, String> {
     let config = ServerConfig::default()
         .with_drain_timeout(DRAIN_TIMEOUT)
-        // The kernel caps it at `net.core.somaxconn`.
-        .with_backlog(4096)
+        .with_backlog(BACKLOG)
         // All of them open at once: the cap is not what this measures.
         .with_max_connections(connections);
     let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
@@ -238,6 +536,7 @@ fn serve_and_drain(
     // Before the first accept: the runtime, the listener, the client process started.
     let rss_before_kib = resident_kib();
     let heap_before = LIVE_BYTES.load(Ordering::SeqCst);
+    let sizes_before = by_size();
     let started = Instant::now();
     let handler_open = Arc::clone(&open);
     let serving = runtime.spawn(server.serve(
@@ -245,19 +544,25 @@ fn serve_and_drain(
         |_| (),
     ));
 
-    let result = hold_then_drain(&mut client, &open, connections, started, drain.clone());
+    let signal = drain.clone();
+    let result = hold_then_signal(&mut client, &open, connections, started, move || {
+        signal.drain();
+    });
     if result.is_err() {
         // Whatever went wrong, end the server and the client process.
         drain.drain();
         client.kill();
     }
-    let (connect_time, rss_after_kib, heap_after, drain_started) = result?;
+    let held = result?;
+    if BY_SIZE_ON.load(Ordering::Relaxed) {
+        print_by_size(&sizes_before, &held.sizes_after, connections);
+    }
 
     let report = runtime
         .block_on(serving)
         .map_err(|error| format!("the server's task failed: {error}"))?
         .map_err(|error| format!("the server failed: {error}"))?;
-    let serve_returned = drain_started.elapsed();
+    let close_all = held.signalled.elapsed();
     let count = connections as u64;
     if report.drain != Some(DrainOutcome::Drained)
         || report.aborted_by_drain != 0
@@ -272,7 +577,7 @@ fn serve_and_drain(
         ));
     }
     let clients_closed = match client.wait_closed(connections) {
-        Ok(when) => when.saturating_duration_since(drain_started),
+        Ok(when) => when.saturating_duration_since(held.signalled),
         Err(message) => {
             client.kill();
             return Err(message);
@@ -280,26 +585,159 @@ fn serve_and_drain(
     };
     Ok(Measured {
         connections,
-        connect_time,
+        connect_time: held.connect_time,
         rss_before_kib,
-        rss_after_kib,
-        heap_growth: heap_after - heap_before,
-        drain_time: report.drain_time,
-        serve_returned,
+        rss_after_kib: held.rss_after_kib,
+        heap_growth: held.heap_after - heap_before,
+        drain_time: Some(report.drain_time),
+        close_all,
         clients_closed,
     })
 }
 
+/// The hand-written twin of `echo`: the same buffer and echo; on the signal, or after the
+/// client's end of stream, it shuts its send side and drops the socket.
+async fn raw_echo(
+    mut stream: TcpStream,
+    mut signal: broadcast::Receiver<()>,
+    open: Arc<AtomicU64>,
+) -> io::Result<()> {
+    open.fetch_add(1, Ordering::SeqCst);
+    let mut buffer = [0; HANDLER_BUFFER];
+    loop {
+        let n = tokio::select! {
+            biased;
+            _ = signal.recv() => break,
+            n = stream.read(&mut buffer) => n?,
+        };
+        if n == 0 {
+            break;
+        }
+        stream.write_all(&buffer[..n]).await?;
+    }
+    stream.shutdown().await
+}
+
+/// The hand-written server: accepts until the signal, a task per connection; returns how many
+/// it accepted and how many tasks ended without an error, once every task is joined.
+async fn raw_serve(
+    listener: TcpListener,
+    signal: broadcast::Sender<()>,
+    open: Arc<AtomicU64>,
+) -> (u64, u64) {
+    let mut stop = signal.subscribe();
+    let mut tasks = JoinSet::new();
+    let mut accepted = 0_u64;
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let (stream, _) = tokio::select! {
+            biased;
+            _ = stop.recv() => break,
+            next = listener.accept() => match next {
+                Ok(next) => next,
+                Err(_) => continue,
+            },
+        };
+        accepted += 1;
+        tasks.spawn(raw_echo(stream, signal.subscribe(), Arc::clone(&open)));
+    }
+    drop(listener);
+    let mut ended = 0_u64;
+    while let Some(done) = tasks.join_next().await {
+        if matches!(done, Ok(Ok(()))) {
+            ended += 1;
+        }
+    }
+    (accepted, ended)
+}
+
+fn serve_raw(runtime: &tokio::runtime::Runtime, connections: usize) -> Result<Measured, String> {
+    let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
+    let listener = runtime
+        .block_on(async {
+            let socket = TcpSocket::new_v4()?;
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            socket.listen(BACKLOG as u32)
+        })
+        .map_err(|error| format!("cannot start the server: {error}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|error| format!("the server has no address: {error}"))?;
+    let (signal, _) = broadcast::channel(1);
+    let open = Arc::new(AtomicU64::new(0));
+
+    let mut client = ClientProcess::start(addr, connections)?;
+
+    let rss_before_kib = resident_kib();
+    let heap_before = LIVE_BYTES.load(Ordering::SeqCst);
+    let sizes_before = by_size();
+    let started = Instant::now();
+    let serving = runtime.spawn(raw_serve(listener, signal.clone(), Arc::clone(&open)));
+
+    let stop = signal.clone();
+    let result = hold_then_signal(&mut client, &open, connections, started, move || {
+        let _ = stop.send(());
+    });
+    if result.is_err() {
+        let _ = signal.send(());
+        client.kill();
+    }
+    let held = result?;
+    if BY_SIZE_ON.load(Ordering::Relaxed) {
+        print_by_size(&sizes_before, &held.sizes_after, connections);
+    }
+
+    let (accepted, ended) = runtime
+        .block_on(serving)
+        .map_err(|error| format!("the server's task failed: {error}"))?;
+    let close_all = held.signalled.elapsed();
+    let count = connections as u64;
+    if accepted != count || ended != count {
+        client.kill();
+        return Err(format!(
+            "the hand-written server accepted {accepted} and ended {ended} without an error, \
+             not {count}"
+        ));
+    }
+    let clients_closed = match client.wait_closed(connections) {
+        Ok(when) => when.saturating_duration_since(held.signalled),
+        Err(message) => {
+            client.kill();
+            return Err(message);
+        }
+    };
+    Ok(Measured {
+        connections,
+        connect_time: held.connect_time,
+        rss_before_kib,
+        rss_after_kib: held.rss_after_kib,
+        heap_growth: held.heap_after - heap_before,
+        drain_time: None,
+        close_all,
+        clients_closed,
+    })
+}
+
+/// What the hold measured, and when the signal was given.
+struct Held {
+    connect_time: Duration,
+    rss_after_kib: Option<u64>,
+    heap_after: i64,
+    /// The live allocations by size then (counted only with `SCALE_HEAP_SIZES`).
+    sizes_after: Vec<i64>,
+    signalled: Instant,
+}
+
 /// Waits until every client holds an echoed connection and every handler runs, measures the
-/// memory, then starts the drain and tells the clients to finish. Returns the time to connect,
-/// the resident memory (KiB) and live heap then, and when the drain was requested.
-fn hold_then_drain(
+/// memory, then gives the signal and tells the clients to finish.
+fn hold_then_signal(
     client: &mut ClientProcess,
     open: &AtomicU64,
     connections: usize,
     started: Instant,
-    drain: socket_lifecycle::tokio::DrainHandle,
-) -> Result<(Duration, Option<u64>, i64, Instant), String> {
+    signal: impl FnOnce(),
+) -> Result<Held, String> {
     client.wait_connected(connections)?;
     let count = connections as u64;
     while open.load(Ordering::SeqCst) < count {
@@ -314,33 +752,35 @@ fn hold_then_drain(
     let connect_time = started.elapsed();
     let rss_after_kib = resident_kib();
     let heap_after = LIVE_BYTES.load(Ordering::SeqCst);
+    let sizes_after = by_size();
 
-    let drain_started = Instant::now();
-    drain.drain();
+    let signalled = Instant::now();
+    signal();
     client.finish()?;
-    Ok((connect_time, rss_after_kib, heap_after, drain_started))
+    Ok(Held {
+        connect_time,
+        rss_after_kib,
+        heap_after,
+        sizes_after,
+        signalled,
+    })
 }
 
-fn print_result(m: &Measured) {
+fn print_result(kind: Kind, m: &Measured) {
     let n = m.connections;
-    let per_connection = |kib: u64| kib as f64 * 1024.0 / n as f64;
     println!(
-        "scale: the tokio adapter, {n} connections over loopback, clients in a second process"
+        "  {}, {n} connections over loopback, clients in a second process",
+        kind.title()
     );
     println!(
         "  connected, each echoed, all held:  {:.3} s",
         m.connect_time.as_secs_f64()
     );
-    match (m.rss_before_kib, m.rss_after_kib) {
-        (Some(before), Some(after)) => {
-            let grown = after.saturating_sub(before);
-            println!(
-                "  server resident memory:            {before} KiB before the first accept, \
-                 {after} KiB with {n} open: {grown} KiB more, {:.0} bytes ({:.2} KiB) per connection",
-                per_connection(grown),
-                per_connection(grown) / 1024.0
-            );
-        }
+    match (m.rss_before_kib, m.rss_after_kib, m.rss_per_connection()) {
+        (Some(before), Some(after), Some(each)) => println!(
+            "  server resident memory:            {before} KiB before the first accept, \
+             {after} KiB with {n} open: {each:.0} bytes per connection",
+        ),
         _ => println!("  server resident memory:            unavailable (no /proc/self/status)"),
     }
     println!(
@@ -349,31 +789,20 @@ fn print_result(m: &Measured) {
         m.heap_growth,
         m.heap_growth as f64 / n as f64
     );
+    if let Some(drain_time) = m.drain_time {
+        println!(
+            "  drain (ServeReport.drain_time):    {:.1} ms, from the drain request to the last \
+             connection's close; Drained, {n} graceful, 0 aborted",
+            drain_time.as_secs_f64() * 1e3
+        );
+    }
     println!(
-        "  drain (ServeReport.drain_time):    {:.1} ms, from the drain request to the last \
-         connection's close; Drained, {n} graceful, 0 aborted",
-        m.drain_time.as_secs_f64() * 1e3
+        "  signal to serve returning:         {:.1} ms (wall clock; every task joined)",
+        m.close_all.as_secs_f64() * 1e3
     );
     println!(
-        "  drain request to serve returning:  {:.1} ms (wall clock)",
-        m.serve_returned.as_secs_f64() * 1e3
-    );
-    println!(
-        "  drain request to every client closed: {:.1} ms (wall clock, when the client process said so)",
+        "  signal to every client closed:     {:.1} ms (wall clock, when the client process said so)",
         m.clients_closed.as_secs_f64() * 1e3
-    );
-    let rss = match (m.rss_before_kib, m.rss_after_kib) {
-        (Some(before), Some(after)) => {
-            format!(
-                "{:.1} KiB",
-                per_connection(after.saturating_sub(before)) / 1024.0
-            )
-        }
-        _ => "unavailable".to_owned(),
-    };
-    println!(
-        "scale: {n} connections, drained in {:.0} ms, server RSS {rss} per connection",
-        m.drain_time.as_secs_f64() * 1e3
     );
 }
 

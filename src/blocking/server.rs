@@ -5,6 +5,7 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant as StdInstant};
@@ -66,6 +67,9 @@ impl DrainHandle {
 struct Control {
     requested: Mutex<Option<StdInstant>>,
     changed: Condvar,
+    /// Whether the accept loop waits at the cap, changed under the lock: only then does a
+    /// connection's release wake it (a `notify_all` is a system call even with no one waiting).
+    at_cap: AtomicBool,
 }
 
 impl Control {
@@ -235,8 +239,13 @@ impl Server {
         let books = Books::new(clock, &config, move || {
             // Under the lock, so that a wait at the cap, which checks the count under it, is
             // either before its check or already waiting.
-            drop(released.lock());
-            released.changed.notify_all();
+            let waiting = {
+                let _requested = released.lock();
+                released.at_cap.load(Ordering::Relaxed)
+            };
+            if waiting {
+                released.changed.notify_all();
+            }
         });
         let handler = Arc::new(handler);
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
@@ -253,12 +262,14 @@ impl Server {
                 // L4: the kernel's backlog holds new clients until a connection closes.
                 let held = StdInstant::now();
                 let mut requested = control.lock();
+                control.at_cap.store(true, Ordering::Relaxed);
                 while requested.is_none() && books.at_cap() {
                     requested = control
                         .changed
                         .wait(requested)
                         .unwrap_or_else(PoisonError::into_inner);
                 }
+                control.at_cap.store(false, Ordering::Relaxed);
                 drop(requested);
                 books.held_at_cap(held.elapsed());
                 continue;
