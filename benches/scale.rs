@@ -576,23 +576,17 @@ fn serve_and_drain(
              accepted, {count} graceful, 0 aborted, Drained)"
         ));
     }
-    let clients_closed = match client.wait_closed(connections) {
-        Ok(when) => when.saturating_duration_since(held.signalled),
-        Err(message) => {
-            client.kill();
-            return Err(message);
-        }
-    };
-    Ok(Measured {
-        connections,
-        connect_time: held.connect_time,
+    let started = Started {
         rss_before_kib,
-        rss_after_kib: held.rss_after_kib,
-        heap_growth: held.heap_after - heap_before,
-        drain_time: Some(report.drain_time),
+        heap_before,
+    };
+    started.measured(
+        &mut client,
+        connections,
+        &held,
+        Some(report.drain_time),
         close_all,
-        clients_closed,
-    })
+    )
 }
 
 /// The hand-written twin of `echo`: the same buffer and echo; on the signal, or after the
@@ -700,23 +694,47 @@ fn serve_raw(runtime: &tokio::runtime::Runtime, connections: usize) -> Result<Me
              not {count}"
         ));
     }
-    let clients_closed = match client.wait_closed(connections) {
-        Ok(when) => when.saturating_duration_since(held.signalled),
-        Err(message) => {
-            client.kill();
-            return Err(message);
-        }
-    };
-    Ok(Measured {
-        connections,
-        connect_time: held.connect_time,
+    let started = Started {
         rss_before_kib,
-        rss_after_kib: held.rss_after_kib,
-        heap_growth: held.heap_after - heap_before,
-        drain_time: None,
-        close_all,
-        clients_closed,
-    })
+        heap_before,
+    };
+    started.measured(&mut client, connections, &held, None, close_all)
+}
+
+/// The memory before the first accept, which a run's figures grow from.
+struct Started {
+    rss_before_kib: Option<u64>,
+    heap_before: i64,
+}
+
+impl Started {
+    /// The run's figures, once every client has seen its connection closed.
+    fn measured(
+        &self,
+        client: &mut ClientProcess,
+        connections: usize,
+        held: &Held,
+        drain_time: Option<Duration>,
+        close_all: Duration,
+    ) -> Result<Measured, String> {
+        let clients_closed = match client.wait_closed(connections) {
+            Ok(when) => when.saturating_duration_since(held.signalled),
+            Err(message) => {
+                client.kill();
+                return Err(message);
+            }
+        };
+        Ok(Measured {
+            connections,
+            connect_time: held.connect_time,
+            rss_before_kib: self.rss_before_kib,
+            rss_after_kib: held.rss_after_kib,
+            heap_growth: held.heap_after - self.heap_before,
+            drain_time,
+            close_all,
+            clients_closed,
+        })
+    }
 }
 
 /// What the hold measured, and when the signal was given.
