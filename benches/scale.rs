@@ -534,9 +534,7 @@ fn serve_and_drain(
     let mut client = ClientProcess::start(addr, connections)?;
 
     // Before the first accept: the runtime, the listener, the client process started.
-    let rss_before_kib = resident_kib();
-    let heap_before = LIVE_BYTES.load(Ordering::SeqCst);
-    let sizes_before = by_size();
+    let before = Started::now();
     let started = Instant::now();
     let handler_open = Arc::clone(&open);
     let serving = runtime.spawn(server.serve(
@@ -554,9 +552,7 @@ fn serve_and_drain(
         client.kill();
     }
     let held = result?;
-    if BY_SIZE_ON.load(Ordering::Relaxed) {
-        print_by_size(&sizes_before, &held.sizes_after, connections);
-    }
+    before.print_by_size(&held, connections);
 
     let report = runtime
         .block_on(serving)
@@ -576,11 +572,7 @@ fn serve_and_drain(
              accepted, {count} graceful, 0 aborted, Drained)"
         ));
     }
-    let started = Started {
-        rss_before_kib,
-        heap_before,
-    };
-    started.measured(
+    before.measured(
         &mut client,
         connections,
         &held,
@@ -663,9 +655,7 @@ fn serve_raw(runtime: &tokio::runtime::Runtime, connections: usize) -> Result<Me
 
     let mut client = ClientProcess::start(addr, connections)?;
 
-    let rss_before_kib = resident_kib();
-    let heap_before = LIVE_BYTES.load(Ordering::SeqCst);
-    let sizes_before = by_size();
+    let before = Started::now();
     let started = Instant::now();
     let serving = runtime.spawn(raw_serve(listener, signal.clone(), Arc::clone(&open)));
 
@@ -678,9 +668,7 @@ fn serve_raw(runtime: &tokio::runtime::Runtime, connections: usize) -> Result<Me
         client.kill();
     }
     let held = result?;
-    if BY_SIZE_ON.load(Ordering::Relaxed) {
-        print_by_size(&sizes_before, &held.sizes_after, connections);
-    }
+    before.print_by_size(&held, connections);
 
     let (accepted, ended) = runtime
         .block_on(serving)
@@ -694,20 +682,34 @@ fn serve_raw(runtime: &tokio::runtime::Runtime, connections: usize) -> Result<Me
              not {count}"
         ));
     }
-    let started = Started {
-        rss_before_kib,
-        heap_before,
-    };
-    started.measured(&mut client, connections, &held, None, close_all)
+    before.measured(&mut client, connections, &held, None, close_all)
 }
 
 /// The memory before the first accept, which a run's figures grow from.
 struct Started {
     rss_before_kib: Option<u64>,
     heap_before: i64,
+    /// The live allocations by size (counted only with `SCALE_HEAP_SIZES`).
+    sizes_before: Vec<i64>,
 }
 
 impl Started {
+    /// The memory now: the runtime, the listener and the client process there, nothing accepted.
+    fn now() -> Self {
+        Self {
+            rss_before_kib: resident_kib(),
+            heap_before: LIVE_BYTES.load(Ordering::SeqCst),
+            sizes_before: by_size(),
+        }
+    }
+
+    /// With `SCALE_HEAP_SIZES`: what the held connections added, by allocation size.
+    fn print_by_size(&self, held: &Held, connections: usize) {
+        if BY_SIZE_ON.load(Ordering::Relaxed) {
+            print_by_size(&self.sizes_before, &held.sizes_after, connections);
+        }
+    }
+
     /// The run's figures, once every client has seen its connection closed.
     fn measured(
         &self,
