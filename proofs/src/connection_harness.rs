@@ -1,8 +1,11 @@
-//! Replays [`ConnectionOp`]s against a [`Lifecycle`] under a [`ConnectionMonitor`].
+//! Replays [`ConnectionOp`]s against a [`Lifecycle`] under a [`ConnectionMonitor`] and beside a
+//! [`ConnectionModel`]: every step must keep the rules and agree with the model exactly.
 
 use socket_lifecycle::{Action, Config, Error, InputKind, Instant, Lifecycle, Outcome, State};
 
-use crate::{ConnectionMonitor, ConnectionOp, Harness, Violation};
+use crate::prediction::{Answer, Prediction, Refusal};
+use crate::violation::ensure;
+use crate::{ConnectionModel, ConnectionMonitor, ConnectionOp, Harness, Violation};
 
 /// What one operation did, as an observer sees it: two runs of the same operations must give
 /// the same steps (C11).
@@ -22,38 +25,45 @@ pub struct ConnectionStep {
     pub timeout: Option<Instant>,
 }
 
-/// A connection, its monitor and the clock its inputs are given at.
+/// A connection, its monitor, its reference model and the clock its inputs are given at.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ConnectionHarness {
     conn: Lifecycle,
     monitor: ConnectionMonitor,
+    model: ConnectionModel,
     clock: Instant,
 }
 
 impl ConnectionHarness {
     /// A client connection at time zero.
     pub fn client(config: Config) -> Self {
-        Self::from_lifecycle(Lifecycle::new(config), Instant::ZERO)
+        Self::from_lifecycle(Lifecycle::new(config), ConnectionModel::new(true, &config))
     }
 
     /// A server-side connection accepted at time zero.
     pub fn accepted(config: Config) -> Self {
-        Self::from_lifecycle(Lifecycle::accepted(Instant::ZERO, config), Instant::ZERO)
+        Self::from_lifecycle(
+            Lifecycle::accepted(Instant::ZERO, config),
+            ConnectionModel::new(false, &config),
+        )
     }
 
-    fn from_lifecycle(conn: Lifecycle, clock: Instant) -> Self {
+    fn from_lifecycle(conn: Lifecycle, model: ConnectionModel) -> Self {
         Self {
             conn,
             monitor: ConnectionMonitor::new(),
-            clock,
+            model,
+            clock: Instant::ZERO,
         }
     }
 
-    /// Applies one operation and checks every rule.
+    /// Applies one operation, checks every rule, and checks that the core agrees with the
+    /// reference model on everything an observer sees.
     ///
     /// # Errors
     /// The first rule the step broke.
     pub fn step(&mut self, op: ConnectionOp) -> Result<ConnectionStep, Violation> {
+        let predicted = self.model.apply(op);
         let from = self.conn.state();
         let mut result = None;
         let mut action = None;
@@ -73,6 +83,7 @@ impl ConnectionHarness {
             result = Some(outcome);
         }
         self.monitor.on_state(&self.conn)?;
+        self.agree_with_model(op, result.as_ref(), action, predicted)?;
         Ok(ConnectionStep {
             from,
             to: self.conn.state(),
@@ -81,6 +92,106 @@ impl ConnectionHarness {
             action,
             timeout: self.conn.poll_timeout(),
         })
+    }
+
+    /// The core against the model's prediction for `op` and against its view afterwards, each
+    /// disagreement named by the rule the value belongs to.
+    fn agree_with_model(
+        &self,
+        op: ConnectionOp,
+        result: Option<&Result<Outcome, Error>>,
+        action: Option<Action>,
+        predicted: Prediction<Action>,
+    ) -> Result<(), Violation> {
+        use ConnectionOp as Op;
+        let connect = matches!(
+            op,
+            Op::StartConnect { .. } | Op::Connected { .. } | Op::ConnectFailed { .. }
+        );
+        if let (Some(result), Some(expected)) = (result, predicted.answer) {
+            let answer = answer(result)?;
+            let rule = if connect { "C12" } else { "C9" };
+            agree(
+                rule,
+                || format!("the answer to {op:?} ({result:?})"),
+                answer,
+                expected,
+            )?;
+        }
+        if op == Op::PollAction {
+            let rule = if matches!(action, Some(Action::Connect { .. }))
+                || matches!(predicted.polled, Some(Action::Connect { .. }))
+            {
+                "C12"
+            } else {
+                "C1"
+            };
+            agree(
+                rule,
+                || "the action handed out".into(),
+                action,
+                predicted.polled,
+            )?;
+        }
+        let (conn, model) = (&self.conn, &self.model);
+        agree(
+            "C11",
+            || "the time".into(),
+            conn.now().as_micros(),
+            model.now(),
+        )?;
+        agree(
+            "C3",
+            || "may_send".into(),
+            conn.may_send(),
+            model.may_send(),
+        )?;
+        agree(
+            "C3",
+            || "may_queue".into(),
+            conn.may_queue(),
+            model.may_queue(),
+        )?;
+        agree(
+            "C5",
+            || "may_receive".into(),
+            conn.may_receive(),
+            model.may_receive(),
+        )?;
+        agree(
+            "C5",
+            || "must_discard".into(),
+            conn.must_discard(),
+            model.must_discard(),
+        )?;
+        agree(
+            "C2",
+            || "is_closed".into(),
+            conn.is_closed(),
+            model.closed(),
+        )?;
+        agree(
+            "C7",
+            || "the close reason".into(),
+            conn.close_reason(),
+            model.reason(),
+        )?;
+        agree(
+            if conn.state() == State::Connecting {
+                "C12"
+            } else {
+                "C8"
+            },
+            || "the next deadline".into(),
+            conn.poll_timeout().map(Instant::as_micros),
+            model.next_deadline(),
+        )?;
+        agree(
+            "C1",
+            || "whether actions are pending".into(),
+            conn.has_pending_actions(),
+            model.has_pending_actions(),
+        )
     }
 
     /// Hands out and checks every pending action.
@@ -130,7 +241,8 @@ impl ConnectionHarness {
     }
 
     /// C8 from here: if a close is under way (asked for, or a connect or a close running its
-    /// deadlines), time alone brings `Close` within `rounds` rounds, with no further input.
+    /// deadlines), time alone brings `Close` within `rounds` rounds, plus one for each connect
+    /// attempt still to come, with no further input.
     ///
     /// # Errors
     /// A C8 violation, or the first rule a step broke on the way.
@@ -138,6 +250,7 @@ impl ConnectionHarness {
         let under_way = self.monitor.close_requested()
             || self.conn.poll_timeout().is_some()
             || self.conn.is_closed();
+        let rounds = rounds.saturating_add(self.model.attempts_left());
         if !under_way || self.clone().run_out_the_clock(rounds)? {
             Ok(())
         } else {
@@ -153,6 +266,11 @@ impl ConnectionHarness {
         &self.conn
     }
 
+    /// The reference model's view.
+    pub fn model(&self) -> &ConnectionModel {
+        &self.model
+    }
+
     /// The monitor's view.
     pub fn monitor(&self) -> &ConnectionMonitor {
         &self.monitor
@@ -162,6 +280,41 @@ impl ConnectionHarness {
     pub fn clock(&self) -> Instant {
         self.clock
     }
+}
+
+/// How the model names the core's answer.
+fn answer(result: &Result<Outcome, Error>) -> Result<Answer, Violation> {
+    Ok(match result {
+        Ok(Outcome::Changed) => Answer::Changed,
+        Ok(Outcome::Unchanged) => Answer::Unchanged,
+        Err(Error::InvalidTransition { .. }) => Answer::Refused(Refusal::Misuse),
+        Err(Error::NotCurrentCandidate { .. }) => Answer::Refused(Refusal::NotCurrentCandidate),
+        Err(Error::NoCandidates | Error::TooManyCandidates | Error::EmptyReceive) => {
+            Answer::Refused(Refusal::BadValue)
+        }
+        // `Error` is non-exhaustive: an error the model does not know is a disagreement.
+        Err(other) => {
+            return Err(Violation::new(
+                "C9",
+                format!("a refusal the reference model does not know: {other:?}"),
+            ));
+        }
+    })
+}
+
+/// `Err` naming `rule` unless the core and the model agree.
+pub(crate) fn agree<T: PartialEq + std::fmt::Debug>(
+    rule: &'static str,
+    what: impl FnOnce() -> String,
+    core: T,
+    model: T,
+) -> Result<(), Violation> {
+    ensure(core == model, rule, || {
+        format!(
+            "the core and the reference model disagree on {}: core {core:?}, model {model:?}",
+            what()
+        )
+    })
 }
 
 impl Harness for ConnectionHarness {

@@ -2,8 +2,10 @@
 //! and of a listener, against every operation, with every rule checked on every edge.
 //!
 //! Values are cut down to their equivalence classes: a few candidate counts and indices (the
-//! first, the next, one past the last, one past `u16::MAX`), receives of zero and one byte, every
-//! error kind. Time is cut down to what the machine can tell apart: the clock stays where it is,
+//! first, the next, one past the last; 257 candidates, so that attempts cross from index 255 to
+//! 256; the largest count accepted and the first refused), receives of zero and one byte, every
+//! error kind. A connect of more than [`MAX_WALKED_CANDIDATES`] is checked as an input but not
+//! walked on: its attempts go through the same transitions as those of 257, one more each time. Time is cut down to what the machine can tell apart: the clock stays where it is,
 //! goes back one microsecond, or jumps to one microsecond before, at, or after the next deadline.
 //! Durations are a few microseconds, so the set of states is finite and small. A node of the walk
 //! is the whole harness (the machine, the monitor's memory and the clock), so the rules that
@@ -73,7 +75,11 @@ fn connection_ops(node: &ConnectionHarness) -> Vec<ConnectionOp> {
         Op::StartConnect { candidates: 0 },
         Op::StartConnect { candidates: 1 },
         Op::StartConnect { candidates: 3 },
-        Op::StartConnect { candidates: 70_000 },
+        Op::StartConnect {
+            candidates: MAX_WALKED_CANDIDATES,
+        },
+        Op::StartConnect { candidates: 65_535 },
+        Op::StartConnect { candidates: 65_536 },
         Op::ShutdownSend,
         Op::Close,
         Op::Abort,
@@ -82,8 +88,14 @@ fn connection_ops(node: &ConnectionHarness) -> Vec<ConnectionOp> {
         Op::Connected { candidate: 0 },
         Op::Connected { candidate: 1 },
         Op::Connected { candidate: 2 },
+        Op::Connected { candidate: 255 },
+        Op::Connected { candidate: 256 },
         Op::ConnectFailed {
             candidate: 2,
+            kind: Kind::Other,
+        },
+        Op::ConnectFailed {
+            candidate: 256,
             kind: Kind::Other,
         },
         Op::Received { len: 0 },
@@ -109,6 +121,9 @@ fn connection_ops(node: &ConnectionHarness) -> Vec<ConnectionOp> {
     );
     ops
 }
+
+/// The largest connect the walk follows: one candidate past the index 256.
+pub const MAX_WALKED_CANDIDATES: u32 = 257;
 
 /// Every operation tried from a listener node.
 fn listener_ops(node: &ListenerHarness) -> Vec<ListenerOp> {
@@ -157,11 +172,13 @@ fn clock_moves(
     rewind.into_iter().chain(catch_up).chain(jumps)
 }
 
-/// A breadth-first walk from `roots`; `visit` checks the liveness of every node it reaches.
+/// A breadth-first walk from `roots`; `visit` checks the liveness of every node it reaches. A
+/// child that `walked` refuses is checked on its edge but not walked on.
 fn walk<Node, Op, Step>(
     roots: Vec<Node>,
     ops: impl Fn(&Node) -> Vec<Op>,
     step: impl Fn(&mut Node, Op) -> Result<Step, Violation>,
+    walked: impl Fn(&Node) -> bool,
     mut on_edge: impl FnMut(&Step),
     visit: impl Fn(&Node) -> Result<(), Violation>,
 ) -> Result<Exploration, Counterexample<Op>>
@@ -212,6 +229,9 @@ where
                     return Err(Counterexample { violation, path });
                 }
             }
+            if !walked(&child) {
+                continue;
+            }
             if let Entry::Vacant(slot) = index.entry(child.clone()) {
                 slot.insert(nodes.len());
                 nodes.push(child);
@@ -256,6 +276,7 @@ pub fn connections() -> Result<Exploration, Counterexample<ConnectionOp>> {
         roots,
         connection_ops,
         |node, op| node.step(op),
+        |node| node.model().candidates() <= MAX_WALKED_CANDIDATES,
         |step| {
             if let (Some(Ok(_)), Some(input)) = (step.result, step.input) {
                 graph.add(step.from.name(), step.to.name(), input.name());
@@ -289,6 +310,7 @@ pub fn listeners() -> Result<Exploration, Counterexample<ListenerOp>> {
             ops
         },
         |node, op| node.step(op),
+        |_| true,
         |step| {
             if let (Some(Ok(_)), Some(input)) = (step.result, step.input) {
                 graph.add(step.from.name(), step.to.name(), input.name());

@@ -1,11 +1,14 @@
-//! Replays [`ListenerOp`]s against a [`Listener`] under a [`ListenerMonitor`].
+//! Replays [`ListenerOp`]s against a [`Listener`] under a [`ListenerMonitor`] and beside a
+//! [`ListenerModel`]: every step must keep the rules and agree with the model exactly.
 
 use socket_lifecycle::{
     Instant, Listener, ListenerAction, ListenerConfig, ListenerError, ListenerInput, ListenerState,
     Outcome,
 };
 
-use crate::{Harness, ListenerMonitor, ListenerOp, Violation};
+use crate::connection_harness::agree;
+use crate::prediction::{Answer, Prediction, Refusal};
+use crate::{Harness, ListenerModel, ListenerMonitor, ListenerOp, Violation};
 
 /// What one operation did, as an observer sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -24,11 +27,12 @@ pub struct ListenerStep {
     pub timeout: Option<Instant>,
 }
 
-/// A listener, its monitor and the clock its inputs are given at.
+/// A listener, its monitor, its reference model and the clock its inputs are given at.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ListenerHarness {
     listener: Listener,
     monitor: ListenerMonitor,
+    model: ListenerModel,
     clock: Instant,
 }
 
@@ -38,15 +42,18 @@ impl ListenerHarness {
         Self {
             listener: Listener::new(Instant::ZERO, config),
             monitor: ListenerMonitor::new(),
+            model: ListenerModel::new(&config),
             clock: Instant::ZERO,
         }
     }
 
-    /// Applies one operation and checks every rule.
+    /// Applies one operation, checks every rule, and checks that the listener agrees with the
+    /// reference model on everything an observer sees.
     ///
     /// # Errors
     /// The first rule the step broke.
     pub fn step(&mut self, op: ListenerOp) -> Result<ListenerStep, Violation> {
+        let predicted = self.model.apply(op);
         let from = self.listener.state();
         let mut result = None;
         let mut action = None;
@@ -66,6 +73,7 @@ impl ListenerHarness {
             result = Some(outcome);
         }
         self.monitor.on_state(&self.listener)?;
+        self.agree_with_model(op, result.as_ref(), action, predicted)?;
         Ok(ListenerStep {
             from,
             to: self.listener.state(),
@@ -74,6 +82,86 @@ impl ListenerHarness {
             action,
             timeout: self.listener.poll_timeout(),
         })
+    }
+
+    /// The listener against the model's prediction for `op` and against its view afterwards.
+    fn agree_with_model(
+        &self,
+        op: ListenerOp,
+        result: Option<&Result<Outcome, ListenerError>>,
+        action: Option<ListenerAction>,
+        predicted: Prediction<ListenerAction>,
+    ) -> Result<(), Violation> {
+        if let (Some(result), Some(expected)) = (result, predicted.answer) {
+            let answer = match result {
+                Ok(Outcome::Changed) => Answer::Changed,
+                Ok(Outcome::Unchanged) => Answer::Unchanged,
+                Err(ListenerError::InvalidTransition { .. }) => Answer::Refused(Refusal::Misuse),
+                Err(ListenerError::NoOpenConnection | ListenerError::TooManyConnections) => {
+                    Answer::Refused(Refusal::BadValue)
+                }
+                Err(other) => {
+                    return Err(Violation::new(
+                        "L1",
+                        format!("a refusal the reference model does not know: {other:?}"),
+                    ));
+                }
+            };
+            let rule = match op {
+                ListenerOp::Accepted | ListenerOp::AcceptFailed(_) => "L1",
+                ListenerOp::ConnectionClosed | ListenerOp::Drain { .. } => "L3",
+                _ => "L2",
+            };
+            agree(
+                rule,
+                || format!("the answer to {op:?} ({result:?})"),
+                answer,
+                expected,
+            )?;
+        }
+        if op == ListenerOp::PollAction {
+            agree(
+                "L2",
+                || "the action handed out".into(),
+                action,
+                predicted.polled,
+            )?;
+        }
+        let (listener, model) = (&self.listener, &self.model);
+        agree(
+            "C11",
+            || "the time".into(),
+            listener.now().as_micros(),
+            model.now(),
+        )?;
+        agree(
+            "L1",
+            || "may_accept".into(),
+            listener.may_accept(),
+            model.may_accept(),
+        )?;
+        agree(
+            "L3",
+            || "the open connections".into(),
+            listener.open_connections(),
+            model.open(),
+        )?;
+        agree(
+            "L3",
+            || "is_drained".into(),
+            listener.is_drained(),
+            model.drained(),
+        )?;
+        agree(
+            if listener.state() == ListenerState::Paused {
+                "L1"
+            } else {
+                "L3"
+            },
+            || "the next deadline".into(),
+            listener.poll_timeout().map(Instant::as_micros),
+            model.next_deadline(),
+        )
     }
 
     /// L3 from here: a drain (of 4 microseconds) ends with the listener drained within `rounds`

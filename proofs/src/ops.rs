@@ -95,6 +95,21 @@ macro_rules! clock_moves {
     };
 }
 
+/// The edges of the candidate range: the first attempts, either side of a byte, the largest
+/// count accepted and the first refused, and the largest value an operation carries.
+pub const CANDIDATE_EDGES: [u32; 10] = [0, 1, 2, 3, 255, 256, 257, 65_535, 65_536, u32::MAX];
+
+/// A candidate count or index as the fuzzer decodes it: half the time one of
+/// [`CANDIDATE_EDGES`], which random `u32`s almost never hit, else any `u32`.
+#[cfg(feature = "arbitrary")]
+fn candidate_value(u: &mut arbitrary::Unstructured<'_>) -> arbitrary::Result<u32> {
+    if u.arbitrary::<bool>()? {
+        u.choose(&CANDIDATE_EDGES).copied()
+    } else {
+        u.arbitrary()
+    }
+}
+
 /// One operation on a connection: an input of the core at the harness's clock, a poll, or a
 /// move of the clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -103,6 +118,7 @@ pub enum ConnectionOp {
     /// [`Input::StartConnect`]; `u32` reaches past the core's limit of `u16::MAX`.
     StartConnect {
         /// Candidate count.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = candidate_value))]
         candidates: u32,
     },
     /// [`Input::ShutdownSend`].
@@ -118,11 +134,13 @@ pub enum ConnectionOp {
     /// [`Input::Connected`].
     Connected {
         /// Candidate index.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = candidate_value))]
         candidate: u32,
     },
     /// [`Input::ConnectFailed`].
     ConnectFailed {
         /// Candidate index.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = candidate_value))]
         candidate: u32,
         /// Failure.
         kind: Kind,
