@@ -155,6 +155,42 @@ mod idle {
     }
 
     #[test]
+    fn c12_the_largest_candidate_count_is_accepted_and_tried_to_its_last_candidate() {
+        let mut conn = Lifecycle::new(config());
+        assert_eq!(
+            conn.start_connect(t(0), usize::from(u16::MAX)),
+            Ok(Outcome::Changed),
+            "C12 violated: the largest candidate count refused"
+        );
+        for candidate in 0..usize::from(u16::MAX) - 1 {
+            assert_eq!(actions(&mut conn), [Action::Connect { candidate }]);
+            ok(conn.handle_connect_failed(t(1), candidate, IoErrorKind::Refused));
+        }
+        let last = usize::from(u16::MAX) - 1;
+        assert_eq!(
+            actions(&mut conn),
+            [Action::Connect { candidate: last }],
+            "C12 violated: the last candidate not tried"
+        );
+        ok(conn.handle_connected(t(2), last));
+        assert_eq!(conn.state(), State::Established);
+    }
+
+    #[test]
+    fn c12_candidate_indices_past_a_byte_reach_the_adapter_whole() {
+        let mut conn = Lifecycle::new(config());
+        ok(conn.start_connect(t(0), 300));
+        for candidate in 0..257 {
+            assert_eq!(
+                actions(&mut conn),
+                [Action::Connect { candidate }],
+                "C12 violated: attempt {candidate} handed out as another"
+            );
+            ok(conn.handle_connect_failed(t(1), candidate, IoErrorKind::Refused));
+        }
+    }
+
+    #[test]
     fn c9_reports_before_connecting_are_refused() {
         for input in [
             Input::EndOfStream,
