@@ -943,6 +943,37 @@ fn cases() -> u32 {
         .unwrap_or(DEFAULT_CASES)
 }
 
+/// The property for one case, apart from proptest so that a case once found can be replayed
+/// as it is, by a test of its own.
+fn check(raw: &[Op], fates: [Fate; 2]) -> Result<(), TestCaseError> {
+    let config = config();
+    let (steps, model) = plan(raw, fates, config);
+    let script: Vec<Op> = steps.iter().map(|step| step.op).collect();
+    let real = run_on_sockets(&steps, config)
+        .map_err(|e| TestCaseError::fail(format!("S1-S5 run failed: {e}\nscript {script:?}")))?;
+    for (i, (trace, events)) in real.iter().enumerate() {
+        let expected = &model.sides[i];
+        prop_assert_eq!(
+            trace,
+            &expected.trace,
+            "C5/C7/C8 (S1-S5) violated: the {} side saw on sockets what the core over \
+             simulated TCP did not\nscript {:?}",
+            SIDES[i],
+            script
+        );
+        prop_assert_eq!(
+            events,
+            &expected.closed_events,
+            "C1/C7 violated: the {} side's observer saw other closes than the core's \
+             (one Closed, same reason)\nscript {:?}",
+            SIDES[i],
+            script
+        );
+        prop_assert_eq!(expected.closed_events.len(), 1, "C1: the model closes once");
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases()))]
 
@@ -953,24 +984,6 @@ proptest! {
         raw in prop::collection::vec(op(), 0..12),
         fates in [fate(), fate()],
     ) {
-        let config = config();
-        let (steps, model) = plan(&raw, fates, config);
-        let script: Vec<Op> = steps.iter().map(|step| step.op).collect();
-        let real = run_on_sockets(&steps, config)
-            .map_err(|e| TestCaseError::fail(format!("S1-S5 run failed: {e}\nscript {script:?}")))?;
-        for (i, (trace, events)) in real.iter().enumerate() {
-            let expected = &model.sides[i];
-            prop_assert_eq!(
-                trace, &expected.trace,
-                "C5/C7/C8 (S1-S5) violated: the {} side saw on sockets what the core over \
-                 simulated TCP did not\nscript {:?}", SIDES[i], script
-            );
-            prop_assert_eq!(
-                events, &expected.closed_events,
-                "C1/C7 violated: the {} side's observer saw other closes than the core's \
-                 (one Closed, same reason)\nscript {:?}", SIDES[i], script
-            );
-            prop_assert_eq!(expected.closed_events.len(), 1, "C1: the model closes once");
-        }
+        check(&raw, fates)?;
     }
 }
