@@ -17,10 +17,17 @@ pub trait Harness: Clone + PartialEq + Debug {
     /// # Errors
     /// The first rule the step broke.
     fn step(&mut self, op: Self::Op) -> Result<Self::Step, Violation>;
+
+    /// Applies one operation to the machine alone, checking nothing.
+    fn step_machine(&mut self, op: Self::Op) -> Self::Step;
+
+    /// Whether both harnesses' machines and clocks are the same.
+    fn same_machine(&self, other: &Self) -> bool;
 }
 
-/// Replays `ops` on two copies of `fresh`, checking every step, and checks that both runs saw the
-/// same steps and ended the same (C11). Returns the first run's harness and steps.
+/// Replays `ops` on two copies of `fresh`, checking every step of the first, and checks that the
+/// machine alone, replayed on the second, makes the same steps and ends the same (C11). Returns
+/// the first run's harness and steps.
 ///
 /// # Errors
 /// The first rule a step broke, or a C11 violation.
@@ -32,7 +39,7 @@ pub fn replay_twice<H: Harness>(fresh: &H, ops: &[H::Op]) -> Result<(H, Vec<H::S
         .collect::<Result<Vec<_>, _>>()?;
     let mut second = fresh.clone();
     for (i, (&op, step)) in ops.iter().zip(&steps).enumerate() {
-        let again = second.step(op)?;
+        let again = second.step_machine(op);
         if again != *step {
             return Err(Violation::new(
                 "C11",
@@ -40,7 +47,7 @@ pub fn replay_twice<H: Harness>(fresh: &H, ops: &[H::Op]) -> Result<(H, Vec<H::S
             ));
         }
     }
-    if second != first {
+    if !second.same_machine(&first) {
         return Err(Violation::new(
             "C11",
             "two replays ended in different states",

@@ -54,34 +54,42 @@ impl ListenerHarness {
     /// The first rule the step broke.
     pub fn step(&mut self, op: ListenerOp) -> Result<ListenerStep, Violation> {
         let predicted = self.model.apply(op);
+        let before = op.input().map(|input| (input, self.listener.clone()));
+        let step = self.step_machine(op);
+        if let Some(action) = step.action {
+            self.monitor.on_action(&self.listener, action)?;
+        }
+        if let (Some((input, before)), Some(outcome)) = (before, step.result) {
+            self.monitor
+                .on_input(&before, &self.listener, self.clock, input, outcome)?;
+        }
+        self.monitor.on_state(&self.listener)?;
+        self.agree_with_model(op, step.result.as_ref(), step.action, predicted)?;
+        Ok(step)
+    }
+
+    /// Applies one operation to the listener alone, checking nothing (see
+    /// [`ConnectionHarness::step_machine`](crate::ConnectionHarness::step_machine)).
+    pub fn step_machine(&mut self, op: ListenerOp) -> ListenerStep {
         let from = self.listener.state();
         let mut result = None;
         let mut action = None;
         if op == ListenerOp::PollAction {
             action = self.listener.poll_action();
-            if let Some(action) = action {
-                self.monitor.on_action(&self.listener, action)?;
-            }
         } else if let Some(clock) = op.clock_move() {
             let deadline = self.listener.poll_timeout().map(Instant::as_micros);
             self.clock = Instant::from_micros(clock.moved(self.clock.as_micros(), deadline));
         } else if let Some(input) = op.input() {
-            let before = self.listener.clone();
-            let outcome = self.listener.handle(self.clock, input);
-            self.monitor
-                .on_input(&before, &self.listener, self.clock, input, outcome)?;
-            result = Some(outcome);
+            result = Some(self.listener.handle(self.clock, input));
         }
-        self.monitor.on_state(&self.listener)?;
-        self.agree_with_model(op, result.as_ref(), action, predicted)?;
-        Ok(ListenerStep {
+        ListenerStep {
             from,
             to: self.listener.state(),
             input: op.input(),
             result,
             action,
             timeout: self.listener.poll_timeout(),
-        })
+        }
     }
 
     /// The listener against the model's prediction for `op` and against its view afterwards.
@@ -213,5 +221,13 @@ impl Harness for ListenerHarness {
 
     fn step(&mut self, op: ListenerOp) -> Result<ListenerStep, Violation> {
         ListenerHarness::step(self, op)
+    }
+
+    fn step_machine(&mut self, op: ListenerOp) -> ListenerStep {
+        ListenerHarness::step_machine(self, op)
+    }
+
+    fn same_machine(&self, other: &Self) -> bool {
+        self.listener == other.listener && self.clock == other.clock
     }
 }
