@@ -7,11 +7,10 @@
 //! configuration's getters: it decodes the operations itself, moves its own clock, and maps
 //! error kinds to close reasons by its own table, so that a mistake in the core is not shared.
 
-use std::collections::VecDeque;
-
 use socket_lifecycle::{Action, CloseReason, Config, IoErrorKind};
 
 use crate::prediction::{Answer, Prediction, Refusal, jump_to};
+use crate::queue::Queue;
 use crate::{ConnectionOp, Kind};
 
 /// The largest candidate count a connect accepts.
@@ -42,7 +41,7 @@ pub struct ConnectionModel {
     close_requested_at: Option<u64>,
     idle_deadline: u64,
     reason: Option<CloseReason>,
-    pending: VecDeque<Action>,
+    pending: Queue<Action>,
 }
 
 /// Microseconds of a configured duration (whole by construction: the setters store microseconds).
@@ -91,7 +90,7 @@ impl ConnectionModel {
             close_requested_at: None,
             idle_deadline: 0,
             reason: None,
-            pending: VecDeque::new(),
+            pending: Queue::new(),
         }
     }
 

@@ -26,6 +26,7 @@ mod listener_model;
 mod listener_monitor;
 mod ops;
 mod prediction;
+mod queue;
 mod violation;
 
 pub use connection_harness::{ConnectionHarness, ConnectionStep};

@@ -1,11 +1,10 @@
 //! The reference model of a listener: counters, flags and a queue, written from the contract.
 //! Like the connection's model, it decodes the operations and moves its clock itself.
 
-use std::collections::VecDeque;
-
 use socket_lifecycle::{ListenerAction, ListenerConfig};
 
 use crate::prediction::{Answer, Prediction, Refusal, jump_to};
+use crate::queue::Queue;
 use crate::{Kind, ListenerOp};
 
 /// A listener as the contract describes it.
@@ -25,7 +24,7 @@ pub struct ListenerModel {
     drain_deadline: Option<u64>,
     aborted: bool,
     drained: bool,
-    pending: VecDeque<ListenerAction>,
+    pending: Queue<ListenerAction>,
 }
 
 impl ListenerModel {
@@ -44,7 +43,7 @@ impl ListenerModel {
             drain_deadline: None,
             aborted: false,
             drained: false,
-            pending: VecDeque::new(),
+            pending: Queue::new(),
         }
     }
 
