@@ -16,7 +16,9 @@
 //!
 //! `LOOM_MAX_PREEMPTIONS=N` sets one bound for every model instead, for a quicker or a longer run,
 //! and the printed line says so. Loom reads it and takes only a number, so it cannot ask for no
-//! bound at all; 255, the largest loom takes, is as good as none for these models.
+//! bound at all; 255, the largest loom takes, is as good as none for these models, at a higher
+//! cost (`t1_both_halves_closing_close_once`: 3,816,072 executions in 158 s, twice its unbounded
+//! run, for the reason below).
 //!
 //! Measured in release mode on the project's 2-core machine, one model at a time (executions and
 //! time without a bound, then at bound 6):
@@ -52,9 +54,10 @@ const UNBOUNDED: Option<usize> = None;
 /// million executions in 240 s), and the highest that fits CI's budget of about 5 minutes for
 /// the suite. At 6 it explores 3,552,658 executions in 205 s. `cargo test` runs two models at a
 /// time on the 2-core machine, so the other six (86 s together, 82 s of them in
-/// `t1_both_halves_closing_close_once`) run beside it and the suite takes about as long as this
-/// model. Bound 5 takes 532,291 executions and 32 s; each step up costs about seven times more, and
-/// 7 had not finished after 4,159,999 executions in 240 s, so it would take some 20 minutes.
+/// `t1_both_halves_closing_close_once`) run beside it; the two slow each other (loom maps a stack
+/// for every thread of every execution), and the suite took 271 s with another build sharing the
+/// machine. Bound 5 takes 532,291 executions and 32 s; each step up costs about seven times more,
+/// and 7 had not finished after 4,159,999 executions in 240 s, so it would take some 20 minutes.
 const RACE_BOUND: Option<usize> = Some(6);
 
 /// Runs `model` in every interleaving within `bound` (or within `LOOM_MAX_PREEMPTIONS`, if set),
