@@ -26,8 +26,20 @@ fn config() -> Config {
         .unwrap()
 }
 
+/// More actions than any state has pending at once (there are four kinds, each pending once).
+const MOST_PENDING: usize = 8;
+
+/// Every pending action. Bounded, so that a core whose `poll_action` never says `None` fails the
+/// test at once (C1) instead of hanging it.
 fn actions(conn: &mut Lifecycle) -> Vec<Action> {
-    core::iter::from_fn(|| conn.poll_action()).collect()
+    let actions: Vec<_> = core::iter::from_fn(|| conn.poll_action())
+        .take(MOST_PENDING + 1)
+        .collect();
+    assert!(
+        actions.len() <= MOST_PENDING,
+        "C1 violated: poll_action kept handing out actions: {actions:?}"
+    );
+    actions
 }
 
 fn ok(result: Result<Outcome, Error>) -> Outcome {

@@ -12,8 +12,20 @@ fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
 
+/// More actions than a listener ever has pending at once (there are three kinds).
+const MOST_PENDING: usize = 8;
+
+/// Every pending action. Bounded, so that a listener whose `poll_action` never says `None` fails
+/// the test at once (L2) instead of hanging it.
 fn actions(listener: &mut Listener) -> Vec<ListenerAction> {
-    core::iter::from_fn(|| listener.poll_action()).collect()
+    let actions: Vec<_> = core::iter::from_fn(|| listener.poll_action())
+        .take(MOST_PENDING + 1)
+        .collect();
+    assert!(
+        actions.len() <= MOST_PENDING,
+        "L2 violated: poll_action kept handing out actions: {actions:?}"
+    );
+    actions
 }
 
 fn ok(result: Result<Outcome, ListenerError>) -> Outcome {
