@@ -136,6 +136,25 @@ mod idle {
     }
 
     #[test]
+    fn c1_has_pending_actions_says_whether_a_poll_would_hand_one_out() {
+        let mut conn = Lifecycle::new(config());
+        assert!(
+            !conn.has_pending_actions(),
+            "C1 violated: actions before any input"
+        );
+        ok(conn.start_connect(t(0), 2));
+        assert!(
+            conn.has_pending_actions(),
+            "C1 violated: the connect not pending"
+        );
+        assert_eq!(actions(&mut conn), [Action::Connect { candidate: 0 }]);
+        assert!(
+            !conn.has_pending_actions(),
+            "C1 violated: pending after every poll"
+        );
+    }
+
+    #[test]
     fn c12_start_connect_emits_connect_to_the_first_candidate_with_a_deadline() {
         let mut conn = Lifecycle::new(config());
         assert_eq!(conn.start_connect(t(5), 3), Ok(Outcome::Changed));

@@ -95,8 +95,11 @@ mod listening {
         assert_eq!(listener.poll_timeout(), None);
         ok(listener.handle_accepted(t(1)));
         ok(listener.handle_accepted(t(2)));
+        assert_eq!(listener.open_connections(), 2);
         ok(listener.handle_connection_closed(t(3)));
         assert_eq!(listener.open_connections(), 1);
+        ok(listener.handle_connection_closed(t(4)));
+        assert_eq!(listener.open_connections(), 0);
         assert_eq!(actions(&mut listener), []);
     }
 
