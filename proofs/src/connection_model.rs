@@ -9,7 +9,7 @@
 
 use socket_lifecycle::{Action, CloseReason, Config, IoErrorKind};
 
-use crate::prediction::{Answer, Prediction, Refusal, jump_to};
+use crate::prediction::{Answer, Prediction, Refusal, Time, give_input};
 use crate::queue::Queue;
 use crate::{ConnectionOp, Kind};
 
@@ -23,9 +23,7 @@ pub struct ConnectionModel {
     connect_timeout: u64,
     linger_total: u64,
     linger_idle: u64,
-    /// The clock inputs are given at, and the latest time the connection has seen.
-    clock: u64,
-    now: u64,
+    time: Time,
     client: bool,
     started: bool,
     candidates: u32,
@@ -75,8 +73,7 @@ impl ConnectionModel {
             connect_timeout: micros(config.connect_timeout()),
             linger_total: micros(config.linger_total()),
             linger_idle: micros(config.linger_idle()),
-            clock: 0,
-            now: 0,
+            time: Time::default(),
             client,
             started: false,
             candidates: 0,
@@ -101,7 +98,7 @@ impl ConnectionModel {
 
     /// The latest time the connection has seen, in microseconds.
     pub fn now(&self) -> u64 {
-        self.now
+        self.time.now
     }
 
     /// Whether the connection is established (accepted, or connected).
@@ -237,7 +234,7 @@ impl ConnectionModel {
     fn start_attempt(&mut self, index: u32) -> Answer {
         self.attempt = index;
         self.attempt_handed_out = false;
-        self.attempt_deadline = self.now.saturating_add(self.connect_timeout);
+        self.attempt_deadline = self.time.now.saturating_add(self.connect_timeout);
         self.pending.push_back(Action::Connect {
             candidate: index as usize,
         });
@@ -258,44 +255,22 @@ impl ConnectionModel {
         self.fin = true;
         self.pending.push_back(Action::ShutdownWrite);
         if self.close_requested_at.is_some() {
-            self.idle_deadline = self.now.saturating_add(self.linger_idle);
+            self.idle_deadline = self.time.now.saturating_add(self.linger_idle);
         }
         Answer::Changed
     }
 
     /// Applies one operation and predicts what the core must answer or hand out.
     pub fn apply(&mut self, op: ConnectionOp) -> Prediction<Action> {
-        use ConnectionOp as Op;
-        match op {
-            Op::PollAction => {
-                let polled = self.pending.pop_front();
-                if let Some(Action::Connect { .. }) = polled {
-                    self.attempt_handed_out = true;
-                }
-                Prediction::polled(polled)
-            }
-            Op::Wait { micros } => {
-                self.clock = self.clock.saturating_add(micros.into());
-                Prediction::nothing()
-            }
-            Op::Rewind { micros } => {
-                self.clock = self.clock.saturating_sub(micros.into());
-                Prediction::nothing()
-            }
-            Op::ToDeadline { offset } => {
-                self.clock = jump_to(self.clock, self.next_deadline(), offset);
-                Prediction::nothing()
-            }
-            input => {
-                let before = self.clone();
-                self.now = self.now.max(self.clock);
-                let answer = self.input(input);
-                if matches!(answer, Answer::Refused(_)) {
-                    // A refused input changes nothing, not even the time (C9).
-                    *self = before;
-                }
-                Prediction::answer(answer)
-            }
+        if op == ConnectionOp::PollAction {
+            let polled = self.pending.pop_front();
+            self.attempt_handed_out |= matches!(polled, Some(Action::Connect { .. }));
+            Prediction::polled(polled)
+        } else if let Some(to) = op.clock_move() {
+            let deadline = self.next_deadline();
+            self.time.moved(to, deadline)
+        } else {
+            give_input(self, |model| &mut model.time, |model| model.input(op))
         }
     }
 
@@ -353,21 +328,21 @@ impl ConnectionModel {
                 }
             }
             Op::Timeout if connecting => {
-                if self.attempt_handed_out && self.now >= self.attempt_deadline {
+                if self.attempt_handed_out && self.time.now >= self.attempt_deadline {
                     self.attempt_failed(IoErrorKind::TimedOut)
                 } else {
                     Unchanged
                 }
             }
             Op::Timeout => match self.total_deadline() {
-                Some(total) if !self.fin && self.now >= total => {
+                Some(total) if !self.fin && self.time.now >= total => {
                     self.finish(CloseReason::LingerTimeout, true)
                 }
                 // Waiting for the peer, its end of stream or its acknowledgement, past a deadline:
                 // everything we sent went out ahead of our end of stream, so no reset.
                 Some(total)
                     if (self.lingering() || self.acknowledging())
-                        && (self.now >= total || self.now >= self.idle_deadline) =>
+                        && (self.time.now >= total || self.time.now >= self.idle_deadline) =>
                 {
                     self.finish(CloseReason::LingerTimeout, false)
                 }
@@ -394,12 +369,12 @@ impl ConnectionModel {
                 if self.close_requested_at.is_some() {
                     return Unchanged;
                 }
-                self.close_requested_at = Some(self.now);
+                self.close_requested_at = Some(self.time.now);
                 self.done_sending = true;
                 if self.fin {
                     // Lingering for the peer's end of stream, or, once it came, for its
                     // acknowledgement of ours.
-                    self.idle_deadline = self.now.saturating_add(self.linger_idle);
+                    self.idle_deadline = self.time.now.saturating_add(self.linger_idle);
                 }
                 Answer::Changed
             }
@@ -417,7 +392,7 @@ impl ConnectionModel {
                 self.peer_fin = true;
                 if self.acknowledging() {
                     // The wait for the acknowledgement of ours has an idle deadline of its own.
-                    self.idle_deadline = self.now.saturating_add(self.linger_idle);
+                    self.idle_deadline = self.time.now.saturating_add(self.linger_idle);
                 }
                 Answer::Changed
             }
@@ -428,7 +403,7 @@ impl ConnectionModel {
                 } else if len == 0 {
                     BAD_VALUE
                 } else if self.lingering() {
-                    self.idle_deadline = self.now.saturating_add(self.linger_idle);
+                    self.idle_deadline = self.time.now.saturating_add(self.linger_idle);
                     Answer::Changed
                 } else {
                     Unchanged

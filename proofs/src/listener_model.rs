@@ -3,7 +3,7 @@
 
 use socket_lifecycle::{ListenerAction, ListenerConfig};
 
-use crate::prediction::{Answer, Prediction, Refusal, jump_to};
+use crate::prediction::{Answer, Prediction, Refusal, Time, give_input};
 use crate::queue::Queue;
 use crate::{Kind, ListenerOp};
 
@@ -13,8 +13,7 @@ pub struct ListenerModel {
     /// The configured backoff, in microseconds.
     backoff_min: u64,
     backoff_max: u64,
-    clock: u64,
-    now: u64,
+    time: Time,
     open: u32,
     /// Accepting is paused until then.
     paused_until: Option<u64>,
@@ -34,8 +33,7 @@ impl ListenerModel {
         Self {
             backoff_min: micros(config.accept_backoff_min()),
             backoff_max: micros(config.accept_backoff_max()),
-            clock: 0,
-            now: 0,
+            time: Time::default(),
             open: 0,
             paused_until: None,
             next_backoff: micros(config.accept_backoff_min()),
@@ -49,7 +47,7 @@ impl ListenerModel {
 
     /// The latest time the listener has seen, in microseconds.
     pub fn now(&self) -> u64 {
-        self.now
+        self.time.now
     }
 
     /// What `open_connections` must say.
@@ -88,37 +86,19 @@ impl ListenerModel {
 
     /// Applies one operation and predicts what the core must answer or hand out.
     pub fn apply(&mut self, op: ListenerOp) -> Prediction<ListenerAction> {
-        match op {
-            ListenerOp::PollAction => {
-                // The count in an abort is the one at the time it is handed out.
-                Prediction::polled(self.pending.pop_front().map(|action| match action {
-                    ListenerAction::AbortConnections { .. } => {
-                        ListenerAction::AbortConnections { open: self.open }
-                    }
-                    other => other,
-                }))
-            }
-            ListenerOp::Wait { micros } => {
-                self.clock = self.clock.saturating_add(micros.into());
-                Prediction::nothing()
-            }
-            ListenerOp::Rewind { micros } => {
-                self.clock = self.clock.saturating_sub(micros.into());
-                Prediction::nothing()
-            }
-            ListenerOp::ToDeadline { offset } => {
-                self.clock = jump_to(self.clock, self.next_deadline(), offset);
-                Prediction::nothing()
-            }
-            input => {
-                let before = self.clone();
-                self.now = self.now.max(self.clock);
-                let answer = self.input(input);
-                if matches!(answer, Answer::Refused(_)) {
-                    *self = before;
+        if op == ListenerOp::PollAction {
+            // The count in an abort is the one at the time it is handed out.
+            Prediction::polled(self.pending.pop_front().map(|action| match action {
+                ListenerAction::AbortConnections { .. } => {
+                    ListenerAction::AbortConnections { open: self.open }
                 }
-                Prediction::answer(answer)
-            }
+                other => other,
+            }))
+        } else if let Some(to) = op.clock_move() {
+            let deadline = self.next_deadline();
+            self.time.moved(to, deadline)
+        } else {
+            give_input(self, |model| &mut model.time, |model| model.input(op))
         }
     }
 
@@ -144,7 +124,7 @@ impl ListenerModel {
             // Anything else (a descriptor limit among them) pauses accepting, each time twice as
             // long, up to the longest pause.
             ListenerOp::AcceptFailed(_) => {
-                self.paused_until = Some(self.now.saturating_add(self.next_backoff));
+                self.paused_until = Some(self.time.now.saturating_add(self.next_backoff));
                 self.next_backoff = self.next_backoff.saturating_mul(2).min(self.backoff_max);
                 Changed
             }
@@ -165,16 +145,18 @@ impl ListenerModel {
             ListenerOp::Drain { .. } if self.drain_deadline.is_some() => Unchanged,
             ListenerOp::Drain { micros } => {
                 self.stop();
-                self.drain_deadline = Some(self.now.saturating_add(micros.into()));
+                self.drain_deadline = Some(self.time.now.saturating_add(micros.into()));
                 self.drained = self.open == 0;
                 Changed
             }
             ListenerOp::Timeout => match (self.paused_until, self.drain_deadline) {
-                (Some(until), _) if !self.stopped && self.now >= until => {
+                (Some(until), _) if !self.stopped && self.time.now >= until => {
                     self.paused_until = None;
                     Changed
                 }
-                (_, Some(deadline)) if !self.aborted && !self.drained && self.now >= deadline => {
+                (_, Some(deadline))
+                    if !self.aborted && !self.drained && self.time.now >= deadline =>
+                {
                     self.aborted = true;
                     self.pending
                         .push_back(ListenerAction::AbortConnections { open: 0 });

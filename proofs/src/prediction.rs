@@ -1,6 +1,8 @@
 //! What a reference model predicts for one operation, in its own terms: the core's answers and
 //! refusals, told apart only as far as the contract tells them apart.
 
+use crate::ClockMove;
+
 /// What an input must answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Answer {
@@ -55,13 +57,47 @@ impl<A> Prediction<A> {
     }
 }
 
-/// Where a jump to `deadline` plus `offset` microseconds lands, or `clock` if no deadline runs.
-/// The models compute their clock themselves rather than through the harness's
-/// [`ClockMove::moved`](crate::ClockMove::moved), so that a mistake there is not shared.
-pub(crate) fn jump_to(clock: u64, deadline: Option<u64>, offset: i8) -> u64 {
-    match deadline {
-        Some(deadline) if offset >= 0 => deadline.saturating_add(offset.unsigned_abs().into()),
-        Some(deadline) => deadline.saturating_sub(offset.unsigned_abs().into()),
-        None => clock,
+/// A model's time: the clock inputs are given at, and the latest time the machine has seen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Time {
+    pub(crate) clock: u64,
+    pub(crate) now: u64,
+}
+
+impl Time {
+    /// Moves the clock. The models compute the move themselves rather than through the
+    /// harness's [`ClockMove::moved`](crate::ClockMove::moved), so that a mistake there is not
+    /// shared.
+    pub(crate) fn moved<A>(&mut self, to: ClockMove, deadline: Option<u64>) -> Prediction<A> {
+        self.clock = match to {
+            ClockMove::Wait(micros) => self.clock.saturating_add(micros.into()),
+            ClockMove::Rewind(micros) => self.clock.saturating_sub(micros.into()),
+            ClockMove::ToDeadline(offset) => match deadline {
+                Some(deadline) if offset >= 0 => {
+                    deadline.saturating_add(offset.unsigned_abs().into())
+                }
+                Some(deadline) => deadline.saturating_sub(offset.unsigned_abs().into()),
+                None => self.clock,
+            },
+        };
+        Prediction::nothing()
     }
+}
+
+/// Gives `model` an input at its clock's time: the time moves on to the clock (never back), and a
+/// refused input changes nothing, not even the time (C9).
+pub(crate) fn give_input<M: Clone, A>(
+    model: &mut M,
+    time: fn(&mut M) -> &mut Time,
+    input: impl FnOnce(&mut M) -> Answer,
+) -> Prediction<A> {
+    let before = model.clone();
+    let clock = time(model).clock;
+    let now = &mut time(model).now;
+    *now = (*now).max(clock);
+    let answer = input(model);
+    if matches!(answer, Answer::Refused(_)) {
+        *model = before;
+    }
+    Prediction::answer(answer)
 }
