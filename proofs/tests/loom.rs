@@ -5,7 +5,7 @@
 //! runs at the highest bound that fits CI (see [`RACE_BOUND`]).
 //!
 //! ```sh
-//! RUSTFLAGS="--cfg lifecycle_loom" cargo test -p proofs --release --test loom -- --nocapture
+//! RUSTFLAGS="--cfg lifecycle_loom" cargo test -p proofs --release --test loom -- --nocapture --test-threads=1
 //! ```
 //!
 //! (`CARGO_TARGET_DIR=target/loom` keeps that build apart from the normal one.) Each model
@@ -52,11 +52,12 @@ const UNBOUNDED: Option<usize> = None;
 /// The bound of `t2_the_deadline_races_registrations_and_releases`, the one model with too many
 /// interleavings to explore them all (four threads; unbounded, it had not finished after 4.2
 /// million executions in 240 s), and the highest that fits CI's budget of about 5 minutes for
-/// the suite. At 6 it explores 3,552,658 executions in 205 s. `cargo test` runs two models at a
-/// time on the 2-core machine, so the other six (86 s together, 82 s of them in
-/// `t1_both_halves_closing_close_once`) run beside it; the two slow each other (loom maps a stack
-/// for every thread of every execution), and the suite took 271 s with another build sharing the
-/// machine. Bound 5 takes 532,291 executions and 32 s; each step up costs about seven times more,
+/// the suite. At 6 it explores 3,552,658 executions in 205 s. The other six take 86 s together,
+/// 82 s of them in `t1_both_halves_closing_close_once`. Run side by side (`cargo test`'s two
+/// threads on the 2-core machine), the two largest slow each other far more than they gain (loom
+/// maps a stack for every thread of every execution, and most of the time goes to the kernel):
+/// the suite took 423 s in a clean CI run, the race model 389 s of it. So the suite runs one model
+/// at a time, `--test-threads=1`, as in the command above. Bound 5 takes 532,291 executions and 32 s; each step up costs about seven times more,
 /// and 7 had not finished after 4,159,999 executions in 240 s, so it would take some 20 minutes.
 const RACE_BOUND: Option<usize> = Some(6);
 
