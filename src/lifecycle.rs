@@ -396,20 +396,19 @@ impl Lifecycle {
         let kind = input.kind();
         let (running, deadline) = self.running_deadline();
         let deadline_due = running & (self.now >= deadline);
-        let step = transition::step(self.state, kind, deadline_due);
+        let step = transition::step(self.state, input, deadline_due);
         if step.has(Step::CONNECT_PHASE) {
             return self.apply_connect_phase(input);
         }
         if step.has(Step::REFUSED) {
-            return Err(Error::InvalidTransition {
-                state: self.state,
-                input: kind,
+            return Err(if step.has(Step::EMPTY_RECEIVE) {
+                Error::EmptyReceive
+            } else {
+                Error::InvalidTransition {
+                    state: self.state,
+                    input: kind,
+                }
             });
-        }
-        // The table refuses a receive where receiving is not permitted; where it is, a receive
-        // of nothing is an end of stream misreported.
-        if matches!(input, Input::Received { len: 0 }) {
-            return Err(Error::EmptyReceive);
         }
         let reason = if step.has(Step::REASON_OF_ERROR) {
             match input {

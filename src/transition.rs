@@ -8,10 +8,12 @@
 //! `Lifecycle::apply_connect_phase`.
 
 use crate::action::PendingActions;
-use crate::{CloseReason, InputKind, State};
+use crate::{CloseReason, Input, InputKind, State};
 
 /// One cell of the table: what an input does in a state.
+// Eight bytes, so that a cell's address is a shift and an add away from the state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(align(8))]
 pub(crate) struct Step {
     /// The state after the input (the same one for a no-op or a refusal).
     pub(crate) next: State,
@@ -30,6 +32,8 @@ impl Step {
     pub(crate) const CHANGED: u8 = 1;
     /// Misuse: [`Error::InvalidTransition`](crate::Error::InvalidTransition), nothing changes.
     pub(crate) const REFUSED: u8 = 1 << 1;
+    /// With [`Step::REFUSED`]: [`Error::EmptyReceive`](crate::Error::EmptyReceive) instead.
+    pub(crate) const EMPTY_RECEIVE: u8 = 1 << 7;
     /// Decided by `Lifecycle::apply_connect_phase`.
     pub(crate) const CONNECT_PHASE: u8 = 1 << 2;
     /// A close is first requested: the total linger deadline starts now.
@@ -62,7 +66,7 @@ impl Step {
 
     /// The step, with the state it leaves unchanged filled in.
     const fn staying_in(self, state: State) -> Self {
-        if self.has(Self::CHANGED | Self::CLOSES) {
+        if self.has(Self::CHANGED) {
             self
         } else {
             Self {
@@ -207,7 +211,7 @@ const fn cell(state: State, input: InputKind, deadline_due: bool) -> Step {
         (Acknowledging, In::Acknowledged) => finish(state, CloseReason::Graceful),
         (_, In::Acknowledged) => Step::INVALID,
 
-        // (A zero length, where receiving is permitted, is refused before the table.)
+        // (A receive of nothing has a column of its own: see `empty_receive`.)
         (_, In::Received) if !state.permits().receive => Step::INVALID,
         (Lingering, In::Received) => {
             Step::new(Lingering, Step::CHANGED | Step::RESTARTS_IDLE_DEADLINE)
@@ -227,9 +231,24 @@ const fn cell(state: State, input: InputKind, deadline_due: bool) -> Step {
     step.staying_in(state)
 }
 
-/// How many columns the table has: one per input kind, and a second one for a due timeout.
-const COLUMNS: usize = InputKind::ALL.len() + 1;
+/// A receive of nothing: misuse as any receive where receiving is not permitted, and where it
+/// is, an end of stream misreported.
+const fn empty_receive(state: State) -> Step {
+    let step = cell(state, InputKind::Received, false);
+    if step.has(Step::REFUSED) {
+        step
+    } else {
+        Step::new(state, Step::REFUSED | Step::EMPTY_RECEIVE)
+    }
+}
+
+/// The table's columns: one per input kind, then a due timeout and a receive of nothing, whose
+/// cells differ from a timeout's and a receive's; sixteen in all, so that a row's address is a
+/// shift away.
+const COLUMNS: usize = 16;
 const DUE_TIMEOUT: usize = InputKind::ALL.len();
+const EMPTY_RECEIVE: usize = DUE_TIMEOUT + 1;
+const _: () = assert!(EMPTY_RECEIVE < COLUMNS);
 
 /// Every cell, by `State as usize` and column.
 // Evaluated by the compiler: an index out of range fails the build, it cannot fail a run.
@@ -249,6 +268,7 @@ const TABLE: [[Step; COLUMNS]; State::ALL.len()] = {
             column += 1;
         }
         table[row][DUE_TIMEOUT] = cell(state, InputKind::Timeout, true);
+        table[row][EMPTY_RECEIVE] = empty_receive(state);
         row += 1;
     }
     table
@@ -256,17 +276,25 @@ const TABLE: [[Step; COLUMNS]; State::ALL.len()] = {
 
 /// What `input` does in `state`; `deadline_due` only matters for a timeout.
 #[inline]
-pub(crate) fn step(state: State, input: InputKind, deadline_due: bool) -> Step {
-    // Branch-free: a due timeout reads the last column.
-    let due_timeout = usize::from(deadline_due & matches!(input, InputKind::Timeout));
-    let column = (input as usize).wrapping_add(
-        due_timeout.wrapping_mul(DUE_TIMEOUT.wrapping_sub(InputKind::Timeout as usize)),
-    );
-    match TABLE.get(state as usize).and_then(|row| row.get(column)) {
-        Some(step) => *step,
-        // Out of range cannot happen (the state and kind are enums, the last column is the
-        // due timeout); refusing is the safe reading if it ever did.
-        None => Step::INVALID,
+pub(crate) fn step(state: State, input: Input, deadline_due: bool) -> Step {
+    let Some(row) = TABLE.get(state as usize) else {
+        // Cannot happen: there is a row for every state. Refusing is the safe reading.
+        return Step::INVALID;
+    };
+    // The column is worked out as a number, not by branches: which kind of input comes next is
+    // what a processor cannot guess. A receive of nothing moves to its own column.
+    let kind = input.kind() as usize;
+    let empty_receive = input == Input::Received { len: 0 };
+    let column = kind
+        .wrapping_add(usize::from(empty_receive).wrapping_mul(EMPTY_RECEIVE.wrapping_sub(kind)));
+    let cell = row.get(column).copied().unwrap_or(Step::INVALID);
+    // A due timeout's cell is read beside it and one of them kept, so that whether a deadline
+    // is due (the longer thing to work out) does not hold up the read.
+    let due_timeout = row.get(DUE_TIMEOUT).copied().unwrap_or(Step::INVALID);
+    if deadline_due & matches!(input, Input::Timeout) {
+        due_timeout
+    } else {
+        cell
     }
 }
 
@@ -278,8 +306,33 @@ mod tests {
     fn every_cell_is_the_match() {
         for state in State::ALL {
             for input in InputKind::ALL {
-                assert_eq!(step(state, input, false), cell(state, input, false));
-                assert_eq!(step(state, input, true), cell(state, input, true));
+                let an_input = match input {
+                    InputKind::StartConnect => Input::StartConnect { candidates: 1 },
+                    InputKind::ShutdownSend => Input::ShutdownSend,
+                    InputKind::Close => Input::Close,
+                    InputKind::Abort => Input::Abort,
+                    InputKind::Abandon => Input::Abandon,
+                    InputKind::AbortForDrain => Input::AbortForDrain,
+                    InputKind::Connected => Input::Connected { candidate: 0 },
+                    InputKind::ConnectFailed => Input::ConnectFailed {
+                        candidate: 0,
+                        kind: crate::IoErrorKind::Refused,
+                    },
+                    InputKind::Received => Input::Received { len: 1 },
+                    InputKind::EndOfStream => Input::EndOfStream,
+                    InputKind::Flushed => Input::Flushed,
+                    InputKind::Acknowledged => Input::Acknowledged,
+                    InputKind::Error => Input::Error(crate::IoErrorKind::Other),
+                    InputKind::Timeout => Input::Timeout,
+                };
+                assert_eq!(step(state, an_input, false), cell(state, input, false));
+                assert_eq!(step(state, an_input, true), cell(state, input, true));
+            }
+            let empty = step(state, Input::Received { len: 0 }, false);
+            if state.permits().receive {
+                assert_eq!(empty, Step::new(state, Step::REFUSED | Step::EMPTY_RECEIVE));
+            } else {
+                assert_eq!(empty, Step::INVALID.staying_in(state));
             }
         }
     }
