@@ -508,17 +508,23 @@ impl Lifecycle {
     /// for the acknowledgement, the one that fires first, the idle deadline or the total one.
     #[inline]
     fn running_deadline(&self) -> (bool, Instant) {
-        const RUNNING: u16 = 1 << State::Connecting as u16
-            | 1 << State::ClosingFlushing as u16
-            | 1 << State::ClosingFlushingPeerShut as u16
-            | 1 << State::Lingering as u16
-            | 1 << State::Acknowledging as u16;
-        const IDLE_TOO: u16 = 1 << State::Lingering as u16 | 1 << State::Acknowledging as u16;
-        // Tested as sets rather than matched: no branch on the state to mispredict.
-        let state = 1u16.wrapping_shl(u32::from(self.state as u8));
-        let idle_lead = u64::from(self.idle_lead) & u64::from(state & IDLE_TOO != 0).wrapping_neg();
-        let deadline = self.deadline.as_micros().saturating_sub(idle_lead);
-        (state & RUNNING != 0, Instant::from_micros(deadline))
+        let running = matches!(
+            self.state,
+            State::Connecting
+                | State::ClosingFlushing
+                | State::ClosingFlushingPeerShut
+                | State::Lingering
+                | State::Acknowledging
+        );
+        // The idle deadline's lead is zero but while lingering, waiting for the
+        // acknowledgement and once closed: it is only set on the way into the first two, and
+        // nothing leads from them back to connecting or flushing. So it is taken off the
+        // deadline whatever the state, with no branch on the state to mispredict.
+        let deadline = self
+            .deadline
+            .as_micros()
+            .saturating_sub(u64::from(self.idle_lead));
+        (running, Instant::from_micros(deadline))
     }
 
     fn finish(&mut self, reason: CloseReason) -> Outcome {
