@@ -153,6 +153,8 @@ fn next_input(rng: &mut Rng, conn: &Lifecycle, candidate: usize, step: usize) ->
         },
         State::Closed => return None,
         _ if wrap_up && !conn.state().is_closing() => Input::Close,
+        // The peer acknowledges our end of stream, most of the time before the deadline.
+        State::Acknowledging if rng.chance(50) => Input::Acknowledged,
         _ => match rng.below(100) {
             0..40 if conn.may_receive() => Input::Received {
                 len: 1 + rng.below(65_536) as usize,
@@ -163,7 +165,8 @@ fn next_input(rng: &mut Rng, conn: &Lifecycle, candidate: usize, step: usize) ->
             68..76 => Input::Close,
             76..94 => Input::Timeout,
             94..97 => Input::Error(rng.kind()),
-            97..99 => Input::Abort,
+            97 => Input::Abort,
+            98 => Input::AbortForDrain,
             _ => Input::Abandon,
         },
     })

@@ -39,6 +39,7 @@ mod listener;
 mod listener_config;
 mod state;
 mod time;
+mod transition;
 
 pub use action::Action;
 pub use close_reason::CloseReason;

@@ -1,6 +1,7 @@
 //! One stream connection's lifecycle: the sans-I/O state machine every adapter drives.
 
 use crate::action::PendingActions;
+use crate::transition::{self, Step};
 use crate::{
     Action, CloseReason, Config, Error, Input, Instant, IoErrorKind, Outcome, Permits, State,
 };
@@ -324,13 +325,8 @@ impl Lifecycle {
     /// When to call [`handle_timeout`](Self::handle_timeout) next, if a deadline is running.
     #[inline]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.state {
-            State::Connecting | State::ClosingFlushing | State::ClosingFlushingPeerShut => {
-                Some(self.deadline)
-            }
-            State::Lingering | State::Acknowledging => Some(self.linger_deadline()),
-            _ => None,
-        }
+        let (running, deadline) = self.running_deadline();
+        running.then_some(deadline)
     }
 
     // ---- getters -------------------------------------------------------------------------------
@@ -393,48 +389,44 @@ impl Lifecycle {
 
     // ---- transitions ---------------------------------------------------------------------------
 
-    /// Every transition of the connection, in one match over (state, input). States and inputs
-    /// are named in full where it matters; `_` arms collect what is left, in this order: valid
-    /// no-ops, then misuse.
+    /// Applies one input: its step in the transition table (`transition::cell` decides every
+    /// one), performed; the connect phase is decided by [`Self::apply_connect_phase`].
+    #[inline]
     fn apply(&mut self, input: Input) -> Result<Outcome, Error> {
-        use Outcome::Unchanged;
-        use State::*;
-        let invalid = Err(Error::InvalidTransition {
-            state: self.state,
-            input: input.kind(),
-        });
+        let kind = input.kind();
+        let (running, deadline) = self.running_deadline();
+        let deadline_due = running & (self.now >= deadline);
+        let step = transition::step(self.state, input, deadline_due);
+        if step.has(Step::CONNECT_PHASE) {
+            return self.apply_connect_phase(input);
+        }
+        if step.has(Step::REFUSED) {
+            return Err(if step.has(Step::EMPTY_RECEIVE) {
+                Error::EmptyReceive
+            } else {
+                Error::InvalidTransition {
+                    state: self.state,
+                    input: kind,
+                }
+            });
+        }
+        let reason = if step.has(Step::REASON_OF_ERROR) {
+            match input {
+                Input::Error(kind) => Some(CloseReason::from_error(kind)),
+                _ => step.reason,
+            }
+        } else {
+            step.reason
+        };
+        Ok(self.perform(step, reason))
+    }
+
+    /// What the table cannot decide from the state and the input's kind alone: starting to
+    /// connect, an attempt's report and an attempt's deadline.
+    #[inline(never)]
+    fn apply_connect_phase(&mut self, input: Input) -> Result<Outcome, Error> {
         match (self.state, input) {
-            // Closed is final: intents are no-ops, reports are misuse.
-            (
-                Closed,
-                Input::ShutdownSend
-                | Input::Close
-                | Input::Abort
-                | Input::Abandon
-                | Input::AbortForDrain
-                | Input::Timeout,
-            ) => Ok(Unchanged),
-            (Closed, _) => invalid,
-
-            // Abort works from every other state; so does close before there is a connection.
-            (_, Input::Abort) | (Idle | Connecting, Input::Close) => {
-                Ok(self.abort_now(CloseReason::Aborted))
-            }
-            // The drain's abort is the application's abort in every way but its reason: a log
-            // must tell a connection the drain cut off from one aborted on purpose (rule L3).
-            (_, Input::AbortForDrain) => Ok(self.abort_now(CloseReason::DrainAborted)),
-            // The owner dropped the connection (rule A1). While its send side is open (no
-            // connection yet, or the application may still queue data) the stream was cut off,
-            // and only a reset keeps the peer from taking it for a complete one.
-            (_, Input::Abandon) if !self.state.is_connected() || self.may_queue() => {
-                Ok(self.abort_now(CloseReason::Abandoned))
-            }
-            // Once the application has shut its send side, all it meant to send is on its way:
-            // the drop is the close it was heading for, lingering as any close, or nothing new
-            // if one is under way.
-            (_, Input::Abandon) => self.apply(Input::Close),
-
-            (Idle, Input::StartConnect { candidates }) => {
+            (State::Idle, Input::StartConnect { candidates }) => {
                 self.candidates = match u16::try_from(candidates) {
                     Ok(0) => return Err(Error::NoCandidates),
                     Ok(n) => n,
@@ -442,152 +434,101 @@ impl Lifecycle {
                 };
                 Ok(self.begin_attempt(0))
             }
-            (Idle, Input::Timeout) => Ok(Unchanged),
-            (Idle, _) => invalid,
-
-            (Connecting, Input::Connected { candidate }) => {
+            (State::Connecting, Input::Connected { candidate }) => {
                 self.check_attempt(input, candidate)?;
-                Ok(self.enter(Established))
+                Ok(self.enter(State::Established))
             }
-            (Connecting, Input::ConnectFailed { candidate, kind }) => {
+            (State::Connecting, Input::ConnectFailed { candidate, kind }) => {
                 self.check_attempt(input, candidate)?;
                 Ok(self.next_attempt(kind))
             }
             // An attempt not yet handed out has not started, so it cannot have timed out:
             // no candidate is ever skipped.
-            (Connecting, Input::Timeout)
+            (State::Connecting, Input::Timeout)
                 if self.now >= self.deadline && !self.pending.contains(PendingActions::CONNECT) =>
             {
                 Ok(self.next_attempt(IoErrorKind::TimedOut))
             }
-            (Connecting, Input::Timeout) => Ok(Unchanged),
-            (Connecting, _) => invalid,
-
-            // From here on the socket is connected.
-            (
-                _,
-                Input::StartConnect { .. } | Input::Connected { .. } | Input::ConnectFailed { .. },
-            ) => invalid,
-            (_, Input::Error(kind)) => {
-                // The socket is broken: nothing more goes out on it, only the close.
-                self.pending.remove(PendingActions::SHUTDOWN_WRITE);
-                Ok(self.finish(CloseReason::from_error(kind)))
-            }
-
-            (Established, Input::ShutdownSend) => Ok(self.enter(SendFlushing)),
-            (PeerShut, Input::ShutdownSend) => Ok(self.enter(PeerShutSendFlushing)),
-            (_, Input::ShutdownSend) => Ok(Unchanged),
-
-            (Established | SendFlushing, Input::Close) => Ok(self.enter(ClosingFlushing)),
-            (PeerShut | PeerShutSendFlushing, Input::Close) => {
-                Ok(self.enter(ClosingFlushingPeerShut))
-            }
-            (SendShut, Input::Close) => Ok(self.enter(Lingering)),
-            // Both ends of stream are through: what is left is the peer's acknowledgement of
-            // ours (rule C13).
-            (BothShut, Input::Close) => Ok(self.enter(Acknowledging)),
-            (_, Input::Close) => Ok(Unchanged),
-
-            (SendFlushing, Input::Flushed) => Ok(self.shut_send_and_enter(SendShut)),
-            (PeerShutSendFlushing, Input::Flushed) => Ok(self.shut_send_and_enter(BothShut)),
-            (ClosingFlushing, Input::Flushed) => Ok(self.shut_send_and_enter(Lingering)),
-            (ClosingFlushingPeerShut, Input::Flushed) => {
-                Ok(self.shut_send_and_enter(Acknowledging))
-            }
-            (_, Input::Flushed) => Ok(Unchanged),
-
-            (Established, Input::EndOfStream) => Ok(self.enter(PeerShut)),
-            (SendFlushing, Input::EndOfStream) => Ok(self.enter(PeerShutSendFlushing)),
-            (SendShut, Input::EndOfStream) => Ok(self.enter(BothShut)),
-            (ClosingFlushing, Input::EndOfStream) => Ok(self.enter(ClosingFlushingPeerShut)),
-            (Lingering, Input::EndOfStream) => Ok(self.enter(Acknowledging)),
-            // recv keeps returning 0 after the end of stream; saying so again is true and harmless.
-            (_, Input::EndOfStream) => Ok(Unchanged),
-
-            // Every byte we sent and our end of stream arrived: only now is the close graceful.
-            (Acknowledging, Input::Acknowledged) => Ok(self.finish(CloseReason::Graceful)),
-            (_, Input::Acknowledged) => invalid,
-
-            (_, Input::Received { .. }) if !self.may_receive() => invalid,
-            (_, Input::Received { len: 0 }) => Err(Error::EmptyReceive),
-            (Lingering, Input::Received { .. }) => {
-                self.restart_idle_deadline();
-                Ok(Outcome::Changed)
-            }
-            (_, Input::Received { .. }) => Ok(Unchanged),
-
-            (ClosingFlushing | ClosingFlushingPeerShut, Input::Timeout)
-                if self.now >= self.deadline =>
-            {
-                // Our own data never got out: a plain close would tell the peer the stream ended
-                // cleanly when it was cut short. A reset tells the truth.
-                self.pending.insert(PendingActions::SET_LINGER_ZERO);
-                Ok(self.finish(CloseReason::LingerTimeout))
-            }
-            (Lingering | Acknowledging, Input::Timeout) if self.now >= self.linger_deadline() => {
-                Ok(self.finish(CloseReason::LingerTimeout))
-            }
-            (_, Input::Timeout) => Ok(Unchanged),
+            (State::Connecting, Input::Timeout) => Ok(Outcome::Unchanged),
+            // The table sends nothing else here.
+            _ => Err(Error::InvalidTransition {
+                state: self.state,
+                input: input.kind(),
+            }),
         }
     }
 
-    /// The one door every state change goes through, with what entering a state brings: the
-    /// total linger deadline starts when a close is first requested, the idle deadline when
-    /// lingering starts (only `SendShut` and `ClosingFlushing` lead there) and again when the
-    /// wait for the peer's acknowledgement starts, and `Close` is queued
-    /// on arrival in `Closed`, which happens once since it is final.
+    /// Performs a step of the table: its deadlines, its actions, its reason, its state.
+    #[inline]
+    fn perform(&mut self, step: Step, reason: Option<CloseReason>) -> Outcome {
+        // Each effect is computed whether it is kept or not, so that keeping it can be a
+        // conditional move rather than a branch to mispredict.
+        let total_deadline = self.now.saturating_add(self.config.linger_total());
+        if step.has(Step::STARTS_TOTAL_DEADLINE) {
+            self.deadline = total_deadline;
+        }
+        let idle_lead = self.idle_lead_from_now();
+        if step.has(Step::RESTARTS_IDLE_DEADLINE) {
+            self.idle_lead = idle_lead;
+        }
+        self.pending.remove(step.withdraw);
+        self.pending.insert(step.queue);
+        if step.has(Step::CLOSES) {
+            self.reason = reason;
+        }
+        self.state = step.next;
+        if step.has(Step::CHANGED) {
+            Outcome::Changed
+        } else {
+            Outcome::Unchanged
+        }
+    }
+
     fn enter(&mut self, next: State) -> Outcome {
-        if next.is_closing() && !self.state.is_closing() {
-            self.deadline = self.now.saturating_add(self.config.linger_total());
-        }
-        if matches!(next, State::Lingering | State::Acknowledging) {
-            self.restart_idle_deadline();
-        }
-        if next == State::Closed {
-            self.pending.insert(PendingActions::CLOSE);
-        }
-        self.state = next;
-        Outcome::Changed
+        self.perform(transition::enter(self.state, next), None)
     }
 
-    /// Starts the idle deadline again from now, kept as its lead on the total deadline. The lead
+    /// The idle deadline started again from now, as its lead on the total deadline. The lead
     /// is at most `linger_total - linger_idle`, which fits in 32 bits like every setting: the
     /// total deadline is the close request plus `linger_total` (or the end of time), and now is
     /// no earlier than the close request.
-    fn restart_idle_deadline(&mut self) {
+    #[inline]
+    fn idle_lead_from_now(&self) -> u32 {
         let idle_deadline = self.now.saturating_add(self.config.linger_idle());
         let lead = self
             .deadline
             .as_micros()
             .saturating_sub(idle_deadline.as_micros());
         // Cannot fail, as above; the total deadline is the safe reading if it ever did.
-        self.idle_lead = u32::try_from(lead).unwrap_or(0);
+        u32::try_from(lead).unwrap_or(0)
     }
 
-    /// While lingering, the deadline that fires first: the idle deadline or the total one.
-    fn linger_deadline(&self) -> Instant {
-        Instant::from_micros(
-            self.deadline
-                .as_micros()
-                .saturating_sub(u64::from(self.idle_lead)),
-        )
-    }
-
-    fn shut_send_and_enter(&mut self, next: State) -> Outcome {
-        self.pending.insert(PendingActions::SHUTDOWN_WRITE);
-        self.enter(next)
+    /// Whether a deadline runs in the current state, and which: the attempt's while connecting,
+    /// the total linger deadline while flushing before a close, and while lingering or waiting
+    /// for the acknowledgement, the one that fires first, the idle deadline or the total one.
+    #[inline]
+    fn running_deadline(&self) -> (bool, Instant) {
+        let running = matches!(
+            self.state,
+            State::Connecting
+                | State::ClosingFlushing
+                | State::ClosingFlushingPeerShut
+                | State::Lingering
+                | State::Acknowledging
+        );
+        // The idle deadline's lead is zero but while lingering, waiting for the
+        // acknowledgement and once closed: it is only set on the way into the first two, and
+        // nothing leads from them back to connecting or flushing. So it is taken off the
+        // deadline whatever the state, with no branch on the state to mispredict.
+        let deadline = self
+            .deadline
+            .as_micros()
+            .saturating_sub(u64::from(self.idle_lead));
+        (running, Instant::from_micros(deadline))
     }
 
     fn finish(&mut self, reason: CloseReason) -> Outcome {
-        self.reason = Some(reason);
-        self.enter(State::Closed)
-    }
-
-    fn abort_now(&mut self, reason: CloseReason) -> Outcome {
-        self.pending.remove(PendingActions::CONNECT);
-        self.pending.remove(PendingActions::SHUTDOWN_WRITE);
-        self.pending.insert(PendingActions::SET_LINGER_ZERO);
-        self.finish(reason)
+        self.perform(transition::finish(self.state, reason), Some(reason))
     }
 
     fn begin_attempt(&mut self, candidate: u16) -> Outcome {

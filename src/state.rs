@@ -2,7 +2,8 @@
 //! transition is on [`State`] (`src/docs/states.txt`), where docs.rs shows it.
 //!
 //! Every state and what it permits is in one table ([`State::permits`]); every transition is in
-//! one function (`Lifecycle::apply`).
+//! one match (`transition::cell`), from which the compiler builds the connection's transition
+//! table.
 
 use core::fmt;
 
