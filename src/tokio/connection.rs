@@ -331,13 +331,12 @@ impl Connection {
         self.endpoint.local_addr()
     }
 
-    /// What a drop would do (A1), done here, to its end: a reset while the send side is open;
-    /// after the send side was shut, the lingering close. For a server whose handler let go of
-    /// the connection by panicking: the server counts it until this returns.
-    pub(crate) async fn close_as_dropped(&mut self) -> Option<CloseReason> {
+    /// What a drop would do (A1), begun here: a reset while the send side is open; after the
+    /// send side was shut, the lingering close, which [`close`](Self::close) then finishes. For
+    /// a server whose handler let go of the connection by panicking: the server counts it until
+    /// the close ends.
+    pub(crate) fn abandon(&mut self) {
         self.endpoint.abandon();
-        let _ = self.close().await;
-        self.close_reason()
     }
 
     pub(crate) fn into_endpoint(self) -> Endpoint<TcpStream, Wakers> {

@@ -598,44 +598,51 @@ impl Server {
 }
 
 /// One connection's task: the handler, cut short by an abort, then the close it did not make.
-async fn serve_connection<H>(mut connection: Connection, handler: Arc<H>)
+///
+/// Not an `async fn`: the future of one copies its arguments into locals of its own, and
+/// would hold the connection twice. The `async` block uses the connection it captured in place.
+/// It keeps one wait at a time: the handler's (with the abort), then the close, which every
+/// way out of the handler shares.
+fn serve_connection<H>(
+    mut connection: Connection,
+    handler: Arc<H>,
+) -> impl Future<Output = ()> + Send + 'static
 where
-    H: for<'a> Fn(&'a mut Connection) -> HandlerFuture<'a> + Send + Sync,
+    H: for<'a> Fn(&'a mut Connection) -> HandlerFuture<'a> + Send + Sync + 'static,
 {
-    let abort = connection.abort_handle();
-    let handled = {
-        let mut handling = handler(&mut connection);
-        // A panic is caught, so that the connection is closed here, as below.
-        let handled = poll_fn(|cx| {
-            match panic::catch_unwind(AssertUnwindSafe(|| handling.as_mut().poll(cx))) {
-                Ok(Poll::Ready(_)) => Poll::Ready(Ok(())),
-                Ok(Poll::Pending) => Poll::Pending,
-                Err(panic) => Poll::Ready(Err(panic)),
+    async move {
+        let abort = connection.abort_handle();
+        let handled = {
+            let mut handling = handler(&mut connection);
+            // The abort first (as a `biased` select), then the handler; a panic is caught, so
+            // that the connection is closed here, as below.
+            poll_fn(|cx| {
+                if abort.poll_requested(cx).is_ready() {
+                    return Poll::Ready(Ok(()));
+                }
+                match panic::catch_unwind(AssertUnwindSafe(|| handling.as_mut().poll(cx))) {
+                    Ok(Poll::Ready(_)) => Poll::Ready(Ok(())),
+                    Ok(Poll::Pending) => Poll::Pending,
+                    Err(panic) => Poll::Ready(Err(panic)),
+                }
+            })
+            .await
+        };
+        if connection.close_reason().is_none() {
+            // An abort asked for is performed by the close before anything else, under its own
+            // reason (the drain's, at its deadline), with no shutdown (C6). Without one, a
+            // handler that panicked let go of its connection: what a drop means (A1) is done
+            // here, in the task the drain waits for; else the graceful close.
+            if handled.is_err() && !abort.is_requested() {
+                connection.abandon();
             }
-        });
-        tokio::select! {
-            biased;
-            () = abort.requested() => Ok(()),
-            handled = handled => handled,
+            let _ = poll_fn(|cx| connection.poll_close(cx)).await;
         }
-    };
-    if connection.close_reason().is_none() {
-        if abort.is_requested() {
-            // The close performs the abort asked for before anything else, under its own
-            // reason (the drain's, at its deadline), with no shutdown (C6).
-            let _ = connection.close().await;
-        } else if handled.is_err() {
-            // A handler that panicked let go of its connection: what a drop means (A1) is
-            // done here, in the task the drain waits for.
-            let _ = connection.close_as_dropped().await;
-        } else {
-            let _ = connection.close().await;
+        if let Err(panic) = handled {
+            // The task ends as the handler did; the connection is closed and counted by now.
+            drop(connection);
+            panic::resume_unwind(panic);
         }
-    }
-    if let Err(panic) = handled {
-        // The task ends as the handler did; the connection is closed and counted by now.
-        drop(connection);
-        panic::resume_unwind(panic);
     }
 }
 
