@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 
 use super::wait::{self, Timer, Wakers};
 use super::{AbortHandle, Connector, Observer};
-use crate::adapter::{Driver, Endpoint, Signal, Steps, sys};
+use crate::adapter::{Driver, Endpoint, Served, Signal, Steps, sys};
 use crate::{CloseReason, Config, Lifecycle, StdClock};
 
 /// One TCP connection whose every system call the core decides: the tokio adapter.
@@ -155,18 +155,19 @@ impl Connection {
         Ok(Self::from_endpoint(endpoint))
     }
 
-    /// A connection a server accepted, whose observer is made with its abort handle: the
-    /// server's books count it through its observer until its close.
+    /// A connection a server accepted, counted by the server's books until its close: `served`
+    /// is given its abort handle, and gives the count.
     pub(crate) fn accepted_by_server(
         stream: TcpStream,
         config: Config,
         clock: StdClock,
-        observer: impl FnOnce(AbortHandle) -> Box<dyn Observer>,
+        observer: Box<dyn Observer>,
+        served: impl FnOnce(AbortHandle) -> Served<AbortHandle>,
     ) -> io::Result<Self> {
         let signal = Arc::new(Signal::new(Wakers::default()));
-        let observer = observer(AbortHandle::new(Arc::clone(&signal)));
+        let served = served(AbortHandle::new(Arc::clone(&signal)));
         let lifecycle = Lifecycle::accepted(clock.now(), config);
-        let driver = Driver::new(lifecycle, clock, observer);
+        let driver = Driver::new(lifecycle, clock, observer).served(served);
         if let Err(error) = sys::prepare_no_signal(&SockRef::from(&stream)) {
             let mut endpoint = Endpoint::new(stream, driver, signal, finish_on_the_runtime)?;
             endpoint.abort();
@@ -298,6 +299,11 @@ impl Connection {
     /// A handle that aborts this connection from another task or thread.
     pub fn abort_handle(&self) -> AbortHandle {
         AbortHandle::new(Arc::clone(self.endpoint.signal_arc()))
+    }
+
+    /// Whether an abort was asked for (through a handle, or by a drain).
+    pub(crate) fn abort_requested(&self) -> bool {
+        self.endpoint.signal_arc().abort_requested()
     }
 
     /// The core: state, permissions, deadlines.
