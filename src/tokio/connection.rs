@@ -1,7 +1,6 @@
 //! A connection over a `tokio::net::TcpStream`, driven through the core.
 
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -207,10 +206,14 @@ impl Connection {
     /// - The OS error that ended the connection (a reset, say): it is closed, its socket released.
     /// - Once closed (or aborted through a handle), the error that closed it, or
     ///   [`io::ErrorKind::NotConnected`].
-    pub async fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // A call of its own: the idle deadline of an earlier one, cancelled, is not this one's.
-        self.read_timer.disarm();
-        poll_fn(|cx| self.poll_recv(cx, buf)).await
+    pub fn recv(&mut self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>> + Send {
+        wait::call(
+            self,
+            // A call of its own: the idle deadline of an earlier one, cancelled, is not this
+            // one's.
+            |this| this.read_timer.disarm(),
+            move |this, cx| this.poll_recv(cx, buf),
+        )
     }
 
     /// [`recv`](Self::recv) in `poll` form: `Pending` until bytes, the peer's end of stream, an
@@ -230,10 +233,14 @@ impl Connection {
     /// - The OS error that ended the connection (`EPIPE` once the peer is gone): it is closed.
     /// - Once closed (or aborted through a handle), the error that closed it, or
     ///   [`io::ErrorKind::NotConnected`].
-    pub async fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // A call of its own: the idle deadline of an earlier one, cancelled, is not this one's.
-        self.write_timer.disarm();
-        poll_fn(|cx| self.poll_send(cx, buf)).await
+    pub fn send(&mut self, buf: &[u8]) -> impl Future<Output = io::Result<usize>> + Send {
+        wait::call(
+            self,
+            // A call of its own: the idle deadline of an earlier one, cancelled, is not this
+            // one's.
+            |this| this.write_timer.disarm(),
+            move |this, cx| this.poll_send(cx, buf),
+        )
     }
 
     /// [`send`](Self::send) in `poll` form: `Pending` until the kernel takes some of `buf`, an
@@ -254,9 +261,13 @@ impl Connection {
     ///
     /// # Errors
     /// As [`send`](Self::send).
-    pub async fn send_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.write_timer.disarm();
-        wait::send_all(buf, |cx, rest| self.poll_send(cx, rest)).await
+    pub fn send_all(&mut self, buf: &[u8]) -> impl Future<Output = io::Result<()>> + Send {
+        let mut rest = buf;
+        wait::call(
+            self,
+            |this| this.write_timer.disarm(),
+            move |this, cx| wait::poll_send_all(&mut rest, cx, |cx, part| this.poll_send(cx, part)),
+        )
     }
 
     /// Shuts the send side (`shutdown(Write)`): the peer reads end of stream after everything
@@ -278,8 +289,8 @@ impl Connection {
     /// # Errors
     /// The OS error that ended the connection, when one did (a reset, say; the reason is in
     /// [`close_reason`](Self::close_reason)). The socket is released in every case.
-    pub async fn close(&mut self) -> io::Result<CloseReason> {
-        poll_fn(|cx| self.poll_close(cx)).await
+    pub fn close(&mut self) -> impl Future<Output = io::Result<CloseReason>> + Send {
+        wait::call(self, |_| {}, |this, cx| this.poll_close(cx))
     }
 
     /// [`close`](Self::close) in `poll` form: `Pending` while the close waits for the peer.

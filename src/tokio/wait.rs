@@ -313,16 +313,38 @@ fn poll_write_once(stream: &TcpStream, cx: &mut Context<'_>, buf: &[u8]) -> Poll
     }
 }
 
-/// All of `buf`, each part sent by `poll_send` (a connection's, or a write half's).
-pub(crate) async fn send_all(
-    mut buf: &[u8],
+/// The future of one call on a connection or a half: `start` on its first poll, as the body of
+/// an `async fn` would begin, then `poll` until it is ready.
+///
+/// The calls' futures live in their callers' (a handler's, boxed for each connection): an
+/// `async fn` would keep its arguments and, beside them, the `poll_fn` that borrows them. This
+/// one holds each argument once.
+pub(crate) fn call<T, R>(
+    target: &mut T,
+    start: impl FnOnce(&mut T),
+    mut poll: impl FnMut(&mut T, &mut Context<'_>) -> Poll<R>,
+) -> impl Future<Output = R> {
+    let mut start = Some(start);
+    poll_fn(move |cx| {
+        if let Some(start) = start.take() {
+            start(target);
+        }
+        poll(target, cx)
+    })
+}
+
+/// Sends all of `rest`, each part by `poll_send` (a connection's, or a write half's), and takes
+/// each part sent off `rest`.
+pub(crate) fn poll_send_all(
+    rest: &mut &[u8],
+    cx: &mut Context<'_>,
     mut poll_send: impl FnMut(&mut Context<'_>, &[u8]) -> Poll<io::Result<usize>>,
-) -> io::Result<()> {
-    while !buf.is_empty() {
-        let sent = poll_fn(|cx| poll_send(cx, buf)).await?;
-        buf = buf.get(sent..).unwrap_or_default();
+) -> Poll<io::Result<()>> {
+    while !rest.is_empty() {
+        let sent = ready!(poll_send(cx, rest))?;
+        *rest = rest.get(sent..).unwrap_or_default();
     }
-    Ok(())
+    Poll::Ready(Ok(()))
 }
 
 /// The most one `poll_read` reads at a time.
