@@ -607,6 +607,7 @@ impl Server {
 /// would hold the connection twice. The `async` block uses the connection it captured in place.
 /// It keeps one wait at a time: the handler's (with the abort), then the close, which every
 /// way out of the handler shares.
+#[allow(clippy::manual_async_fn)] // On purpose: see above.
 fn serve_connection<H>(
     mut connection: Connection,
     handler: Arc<H>,
