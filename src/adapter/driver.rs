@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use socket2::Socket;
 
+#[cfg(feature = "tokio")]
+use super::Served;
 use super::signal::{Signal, Wake};
 use super::{Event, Observer, sys, tcp_info};
 use crate::{
@@ -44,8 +46,10 @@ pub(crate) enum CloseWait {
 /// The first pause before the peer's acknowledgement is asked for again (C13), doubled each
 /// time up to [`ACK_PAUSE_MAX`]: on loopback it has come by the first asking; on a lossy wire a
 /// retransmission takes a round trip or more.
-const ACK_PAUSE_MIN: Duration = Duration::from_millis(1);
-const ACK_PAUSE_MAX: Duration = Duration::from_millis(100);
+/// In microseconds, as [`Driver`] keeps it: a `Duration` would take 16 bytes of every
+/// connection for a tenth of a second at most.
+const ACK_PAUSE_MIN_US: u32 = 1_000;
+const ACK_PAUSE_MAX_US: u32 = 100_000;
 
 /// What one wait to send came back with.
 #[derive(Debug)]
@@ -66,8 +70,15 @@ pub(crate) struct Driver {
     /// The operating system's error that ended the connection, if one did.
     error: Option<io::Error>,
     idle_timeout: Option<Duration>,
-    /// The next pause before the peer's acknowledgement is asked for again (C13).
-    ack_pause: Duration,
+    /// The next pause before the peer's acknowledgement is asked for again (C13), in
+    /// microseconds.
+    ack_pause_us: u32,
+    /// The tokio server's count of the connection, released with its close however the
+    /// connection ends (its lingering close finished after its owner dropped it, too), or with
+    /// the driver. Here rather than in an observer of its own, which would be one more
+    /// allocation per connection. (The blocking server's thread holds its count itself.)
+    #[cfg(feature = "tokio")]
+    served: Option<Served<crate::tokio::AbortHandle>>,
 }
 
 impl Driver {
@@ -78,8 +89,17 @@ impl Driver {
             observer,
             error: None,
             idle_timeout: None,
-            ack_pause: ACK_PAUSE_MIN,
+            ack_pause_us: ACK_PAUSE_MIN_US,
+            #[cfg(feature = "tokio")]
+            served: None,
         }
+    }
+
+    /// A server's driver: `served` is released with the connection's close.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn served(mut self, served: Served<crate::tokio::AbortHandle>) -> Self {
+        self.served = Some(served);
+        self
     }
 
     /// A driver with nothing to drive, left behind when a connection hands its own over.
@@ -168,13 +188,18 @@ impl Driver {
         }
     }
 
-    /// Tells the observer the socket was released.
+    /// Tells the observer the socket was released; then the server's books, which count the
+    /// connection closed.
     pub(crate) fn closed(&mut self) {
         if let Some(reason) = self.lifecycle.close_reason() {
             self.observer.on_event(&Event::Closed {
                 reason,
                 error: self.error.as_ref(),
             });
+            #[cfg(feature = "tokio")]
+            if let Some(served) = self.served.take() {
+                served.books().closed(Some(reason));
+            }
         }
     }
 
@@ -420,8 +445,9 @@ impl Driver {
                 // there is to go by.
                 Some(Ok(Some(true) | None)) => self.step(socket, Input::Acknowledged),
                 Some(Ok(Some(false))) => {
-                    let pause = now.saturating_add(self.ack_pause);
-                    self.ack_pause = self.ack_pause.saturating_mul(2).min(ACK_PAUSE_MAX);
+                    let pause =
+                        now.saturating_add(Duration::from_micros(u64::from(self.ack_pause_us)));
+                    self.ack_pause_us = self.ack_pause_us.saturating_mul(2).min(ACK_PAUSE_MAX_US);
                     let until = deadline.map_or(pause, |deadline| deadline.min(pause));
                     return Some(CloseWait::Pause(until));
                 }

@@ -1,7 +1,7 @@
 //! Aborting a connection from another task or thread.
 
-use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use super::wait::{self, Wakers};
 use crate::adapter::{Abort, Signal};
@@ -28,9 +28,9 @@ impl AbortHandle {
         self.signal.request_abort();
     }
 
-    /// Returns once an abort is asked for (at once if it was).
-    pub(crate) async fn requested(&self) {
-        poll_fn(|cx| wait::poll_abort_requested(&self.signal, cx)).await;
+    /// Ready once an abort is asked for (at once if it was).
+    pub(crate) fn poll_requested(&self, cx: &mut Context<'_>) -> Poll<()> {
+        wait::poll_abort_requested(&self.signal, cx)
     }
 
     /// Whether an abort was asked for.

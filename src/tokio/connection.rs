@@ -1,7 +1,6 @@
 //! A connection over a `tokio::net::TcpStream`, driven through the core.
 
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +12,7 @@ use tokio::net::TcpStream;
 
 use super::wait::{self, Timer, Wakers};
 use super::{AbortHandle, Connector, Observer};
-use crate::adapter::{Driver, Endpoint, Signal, Steps, sys};
+use crate::adapter::{Driver, Endpoint, Served, Signal, Steps, sys};
 use crate::{CloseReason, Config, Lifecycle, StdClock};
 
 /// One TCP connection whose every system call the core decides: the tokio adapter.
@@ -155,18 +154,19 @@ impl Connection {
         Ok(Self::from_endpoint(endpoint))
     }
 
-    /// A connection a server accepted, whose observer is made with its abort handle: the
-    /// server's books count it through its observer until its close.
+    /// A connection a server accepted, counted by the server's books until its close: `served`
+    /// is given its abort handle, and gives the count.
     pub(crate) fn accepted_by_server(
         stream: TcpStream,
         config: Config,
         clock: StdClock,
-        observer: impl FnOnce(AbortHandle) -> Box<dyn Observer>,
+        observer: Box<dyn Observer>,
+        served: impl FnOnce(AbortHandle) -> Served<AbortHandle>,
     ) -> io::Result<Self> {
         let signal = Arc::new(Signal::new(Wakers::default()));
-        let observer = observer(AbortHandle::new(Arc::clone(&signal)));
+        let served = served(AbortHandle::new(Arc::clone(&signal)));
         let lifecycle = Lifecycle::accepted(clock.now(), config);
-        let driver = Driver::new(lifecycle, clock, observer);
+        let driver = Driver::new(lifecycle, clock, observer).served(served);
         if let Err(error) = sys::prepare_no_signal(&SockRef::from(&stream)) {
             let mut endpoint = Endpoint::new(stream, driver, signal, finish_on_the_runtime)?;
             endpoint.abort();
@@ -206,10 +206,14 @@ impl Connection {
     /// - The OS error that ended the connection (a reset, say): it is closed, its socket released.
     /// - Once closed (or aborted through a handle), the error that closed it, or
     ///   [`io::ErrorKind::NotConnected`].
-    pub async fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // A call of its own: the idle deadline of an earlier one, cancelled, is not this one's.
-        self.read_timer.disarm();
-        poll_fn(|cx| self.poll_recv(cx, buf)).await
+    pub fn recv(&mut self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>> + Send {
+        wait::call(
+            self,
+            // A call of its own: the idle deadline of an earlier one, cancelled, is not this
+            // one's.
+            |this| this.read_timer.disarm(),
+            move |this, cx| this.poll_recv(cx, buf),
+        )
     }
 
     /// [`recv`](Self::recv) in `poll` form: `Pending` until bytes, the peer's end of stream, an
@@ -229,10 +233,14 @@ impl Connection {
     /// - The OS error that ended the connection (`EPIPE` once the peer is gone): it is closed.
     /// - Once closed (or aborted through a handle), the error that closed it, or
     ///   [`io::ErrorKind::NotConnected`].
-    pub async fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // A call of its own: the idle deadline of an earlier one, cancelled, is not this one's.
-        self.write_timer.disarm();
-        poll_fn(|cx| self.poll_send(cx, buf)).await
+    pub fn send(&mut self, buf: &[u8]) -> impl Future<Output = io::Result<usize>> + Send {
+        wait::call(
+            self,
+            // A call of its own: the idle deadline of an earlier one, cancelled, is not this
+            // one's.
+            |this| this.write_timer.disarm(),
+            move |this, cx| this.poll_send(cx, buf),
+        )
     }
 
     /// [`send`](Self::send) in `poll` form: `Pending` until the kernel takes some of `buf`, an
@@ -253,9 +261,13 @@ impl Connection {
     ///
     /// # Errors
     /// As [`send`](Self::send).
-    pub async fn send_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.write_timer.disarm();
-        wait::send_all(buf, |cx, rest| self.poll_send(cx, rest)).await
+    pub fn send_all(&mut self, buf: &[u8]) -> impl Future<Output = io::Result<()>> + Send {
+        let mut rest = buf;
+        wait::call(
+            self,
+            |this| this.write_timer.disarm(),
+            move |this, cx| wait::poll_send_all(&mut rest, cx, |cx, part| this.poll_send(cx, part)),
+        )
     }
 
     /// Shuts the send side (`shutdown(Write)`): the peer reads end of stream after everything
@@ -277,8 +289,8 @@ impl Connection {
     /// # Errors
     /// The OS error that ended the connection, when one did (a reset, say; the reason is in
     /// [`close_reason`](Self::close_reason)). The socket is released in every case.
-    pub async fn close(&mut self) -> io::Result<CloseReason> {
-        poll_fn(|cx| self.poll_close(cx)).await
+    pub fn close(&mut self) -> impl Future<Output = io::Result<CloseReason>> + Send {
+        wait::call(self, |_| {}, |this, cx| this.poll_close(cx))
     }
 
     /// [`close`](Self::close) in `poll` form: `Pending` while the close waits for the peer.
@@ -298,6 +310,11 @@ impl Connection {
     /// A handle that aborts this connection from another task or thread.
     pub fn abort_handle(&self) -> AbortHandle {
         AbortHandle::new(Arc::clone(self.endpoint.signal_arc()))
+    }
+
+    /// Whether an abort was asked for (through a handle, or by a drain).
+    pub(crate) fn abort_requested(&self) -> bool {
+        self.endpoint.signal_arc().abort_requested()
     }
 
     /// The core: state, permissions, deadlines.
@@ -331,13 +348,12 @@ impl Connection {
         self.endpoint.local_addr()
     }
 
-    /// What a drop would do (A1), done here, to its end: a reset while the send side is open;
-    /// after the send side was shut, the lingering close. For a server whose handler let go of
-    /// the connection by panicking: the server counts it until this returns.
-    pub(crate) async fn close_as_dropped(&mut self) -> Option<CloseReason> {
+    /// What a drop would do (A1), begun here: a reset while the send side is open; after the
+    /// send side was shut, the lingering close, which [`close`](Self::close) then finishes. For
+    /// a server whose handler let go of the connection by panicking: the server counts it until
+    /// the close ends.
+    pub(crate) fn abandon(&mut self) {
         self.endpoint.abandon();
-        let _ = self.close().await;
-        self.close_reason()
     }
 
     pub(crate) fn into_endpoint(self) -> Endpoint<TcpStream, Wakers> {

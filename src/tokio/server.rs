@@ -2,6 +2,7 @@
 //! connection cap and a drain with a deadline; or the accept half alone, for a server such as
 //! axum's or hyper's to run its own connections on.
 
+use std::any::Any;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::io;
@@ -18,7 +19,7 @@ use tokio::task::JoinSet;
 
 use super::wait::{sleep_until, timer_of};
 use super::{AbortHandle, Connection, Observer, Peer, ServeReport, ServerConfig};
-use crate::adapter::{Books, Event, Served, sys};
+use crate::adapter::{Books, sys};
 use crate::{DrainOutcome, StdClock};
 
 /// What a connection's handler returns: a boxed future that may borrow the connection.
@@ -509,12 +510,15 @@ impl Server {
                 return Ok(None);
             };
             let peer = admission.peer;
-            let connection =
-                Connection::accepted_by_server(stream, config.connection, clock, |abort| {
-                    Box::new(Tracked::new(observer(peer), books.serve(admission, abort)))
-                });
-            // One that could not be set up as promised was reset, and its observer released
-            // it from the books.
+            let connection = Connection::accepted_by_server(
+                stream,
+                config.connection,
+                clock,
+                observer(peer),
+                |abort| books.serve(admission, abort),
+            );
+            // One that could not be set up as promised was reset, and released from the books
+            // with its close.
             if let Ok(mut connection) = connection {
                 connection.set_idle_timeout(config.idle_timeout);
                 return Ok(Some((connection, addr)));
@@ -598,74 +602,57 @@ impl Server {
 }
 
 /// One connection's task: the handler, cut short by an abort, then the close it did not make.
-async fn serve_connection<H>(mut connection: Connection, handler: Arc<H>)
+///
+/// Not an `async fn`: the future of one copies its arguments into locals of its own, and
+/// would hold the connection twice. The `async` block uses the connection it captured in place.
+/// It keeps one wait at a time: the handler's (with the abort), then the close, which every
+/// way out of the handler shares.
+#[allow(clippy::manual_async_fn)] // On purpose: see above.
+fn serve_connection<H>(
+    mut connection: Connection,
+    handler: Arc<H>,
+) -> impl Future<Output = ()> + Send + 'static
 where
-    H: for<'a> Fn(&'a mut Connection) -> HandlerFuture<'a> + Send + Sync,
+    H: for<'a> Fn(&'a mut Connection) -> HandlerFuture<'a> + Send + Sync + 'static,
 {
-    let abort = connection.abort_handle();
-    let handled = {
-        let mut handling = handler(&mut connection);
-        // A panic is caught, so that the connection is closed here, as below.
-        let handled = poll_fn(|cx| {
-            match panic::catch_unwind(AssertUnwindSafe(|| handling.as_mut().poll(cx))) {
-                Ok(Poll::Ready(_)) => Poll::Ready(Ok(())),
-                Ok(Poll::Pending) => Poll::Pending,
-                Err(panic) => Poll::Ready(Err(panic)),
+    async move {
+        let abort = connection.abort_handle();
+        let handled = handled_unless_aborted(handler(&mut connection), abort).await;
+        if connection.close_reason().is_none() {
+            // An abort asked for is performed by the close before anything else, under its own
+            // reason (the drain's, at its deadline), with no shutdown (C6). Without one, a
+            // handler that panicked let go of its connection: what a drop means (A1) is done
+            // here, in the task the drain waits for; else the graceful close.
+            if handled.is_err() && !connection.abort_requested() {
+                connection.abandon();
             }
-        });
-        tokio::select! {
-            biased;
-            () = abort.requested() => Ok(()),
-            handled = handled => handled,
+            let _ = poll_fn(|cx| connection.poll_close(cx)).await;
         }
-    };
-    if connection.close_reason().is_none() {
-        if abort.is_requested() {
-            // The close performs the abort asked for before anything else, under its own
-            // reason (the drain's, at its deadline), with no shutdown (C6).
-            let _ = connection.close().await;
-        } else if handled.is_err() {
-            // A handler that panicked let go of its connection: what a drop means (A1) is
-            // done here, in the task the drain waits for.
-            let _ = connection.close_as_dropped().await;
-        } else {
-            let _ = connection.close().await;
-        }
-    }
-    if let Err(panic) = handled {
-        // The task ends as the handler did; the connection is closed and counted by now.
-        drop(connection);
-        panic::resume_unwind(panic);
-    }
-}
-
-/// A server's connection's observer: the application's, and the books' count of the
-/// connection, released with its close however the connection ends (its lingering close
-/// finished after its owner dropped it, too).
-/// (The blocking server's thread holds the count itself.)
-struct Tracked {
-    observer: Box<dyn Observer>,
-    served: Option<Served<AbortHandle>>,
-}
-
-impl Tracked {
-    fn new(observer: Box<dyn Observer>, served: Served<AbortHandle>) -> Self {
-        Self {
-            observer,
-            served: Some(served),
+        if let Err(panic) = handled {
+            // The task ends as the handler did; the connection is closed and counted by now.
+            drop(connection);
+            panic::resume_unwind(panic);
         }
     }
 }
 
-impl Observer for Tracked {
-    fn on_event(&mut self, event: &Event<'_>) {
-        self.observer.on_event(event);
-        if let Event::Closed { reason, .. } = event {
-            if let Some(served) = self.served.take() {
-                served.books().closed(Some(*reason));
-            }
+/// A handler's future, polled until it ends or an abort is asked for (the abort first, as a
+/// `biased` select); a panic is caught, so that the connection is closed after it too. The
+/// future owns the handler's: the task holds one or the other of its two waits, never both.
+fn handled_unless_aborted<'a>(
+    mut handling: HandlerFuture<'a>,
+    abort: AbortHandle,
+) -> impl Future<Output = Result<(), Box<dyn Any + Send>>> + 'a {
+    poll_fn(move |cx| {
+        if abort.poll_requested(cx).is_ready() {
+            return Poll::Ready(Ok(()));
         }
-    }
+        match panic::catch_unwind(AssertUnwindSafe(|| handling.as_mut().poll(cx))) {
+            Ok(Poll::Ready(_)) => Poll::Ready(Ok(())),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    })
 }
 
 /// The accept half of the server for `axum::serve` (feature `axum`): each connection is a

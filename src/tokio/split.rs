@@ -1,7 +1,6 @@
 //! A connection split into a read half and a write half for two tasks, on the T1 close guard.
 
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -114,10 +113,14 @@ impl ReadHalf {
     ///
     /// # Errors
     /// As [`Connection::recv`].
-    pub async fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // A call of its own: the idle deadline of an earlier one, cancelled, is not this one's.
-        self.timer.disarm();
-        poll_fn(|cx| self.poll_recv(cx, buf)).await
+    pub fn recv(&mut self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>> + Send {
+        wait::call(
+            self,
+            // A call of its own: the idle deadline of an earlier one, cancelled, is not this
+            // one's.
+            |this| this.timer.disarm(),
+            move |this, cx| this.poll_recv(cx, buf),
+        )
     }
 
     /// [`recv`](Self::recv) in `poll` form, as [`Connection::poll_recv`].
@@ -149,10 +152,14 @@ impl WriteHalf {
     ///
     /// # Errors
     /// As [`Connection::send`].
-    pub async fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // A call of its own: the idle deadline of an earlier one, cancelled, is not this one's.
-        self.timer.disarm();
-        poll_fn(|cx| self.poll_send(cx, buf)).await
+    pub fn send(&mut self, buf: &[u8]) -> impl Future<Output = io::Result<usize>> + Send {
+        wait::call(
+            self,
+            // A call of its own: the idle deadline of an earlier one, cancelled, is not this
+            // one's.
+            |this| this.timer.disarm(),
+            move |this, cx| this.poll_send(cx, buf),
+        )
     }
 
     /// [`send`](Self::send) in `poll` form, as [`Connection::poll_send`].
@@ -179,9 +186,13 @@ impl WriteHalf {
     ///
     /// # Errors
     /// As [`Connection::send`].
-    pub async fn send_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.timer.disarm();
-        wait::send_all(buf, |cx, rest| self.poll_send(cx, rest)).await
+    pub fn send_all(&mut self, buf: &[u8]) -> impl Future<Output = io::Result<()>> + Send {
+        let mut rest = buf;
+        wait::call(
+            self,
+            |this| this.timer.disarm(),
+            move |this, cx| wait::poll_send_all(&mut rest, cx, |cx, part| this.poll_send(cx, part)),
+        )
     }
 
     /// Shuts the send side, as [`Connection::shutdown_send`].

@@ -33,30 +33,37 @@ impl SocketLike for TcpStream {
 }
 
 /// The tasks to wake when a connection's signal is raised: the one polling its receiving side,
-/// the one polling its sending side, and one awaiting the abort itself (a server's).
+/// the one polling its sending side, and one awaiting the abort itself (a server's). One lock
+/// for the three (each held for a registration or a take): a connection's shared state is
+/// allocated with it, so every byte of it counts at scale.
 #[derive(Debug, Default)]
-pub(crate) struct Wakers {
-    read: WakerSlot,
-    write: WakerSlot,
-    abort: WakerSlot,
-}
+pub(crate) struct Wakers(Mutex<Slots>);
 
-impl Wake for Wakers {
-    fn wake(&self) {
-        self.read.wake();
-        self.write.wake();
-        self.abort.wake();
-    }
-}
-
-/// The waker of the last poll that found nothing to do. Registered before the signal is read, so
-/// that a signal raised in between wakes it: no wake-up is lost.
+/// The waker of the last poll of each kind that found nothing to do. Registered before the
+/// signal is read, so that a signal raised in between wakes it: no wake-up is lost.
 #[derive(Default)]
-struct WakerSlot(Mutex<Option<Waker>>);
+struct Slots {
+    read: Option<Waker>,
+    write: Option<Waker>,
+    abort: Option<Waker>,
+}
 
-impl WakerSlot {
-    fn register(&self, waker: &Waker) {
-        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+/// Which task [`Wakers::register`] registers.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    Read,
+    Write,
+    Abort,
+}
+
+impl Wakers {
+    fn register(&self, slot: Slot, waker: &Waker) {
+        let mut slots = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = match slot {
+            Slot::Read => &mut slots.read,
+            Slot::Write => &mut slots.write,
+            Slot::Abort => &mut slots.abort,
+        };
         if !slot
             .as_ref()
             .is_some_and(|current| current.will_wake(waker))
@@ -64,18 +71,24 @@ impl WakerSlot {
             *slot = Some(waker.clone());
         }
     }
+}
 
+impl Wake for Wakers {
     fn wake(&self) {
-        let waker = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(waker) = waker {
+        // Taken under the lock, woken outside it.
+        let taken = {
+            let mut slots = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            [slots.read.take(), slots.write.take(), slots.abort.take()]
+        };
+        for waker in taken.into_iter().flatten() {
             waker.wake();
         }
     }
 }
 
-impl fmt::Debug for WakerSlot {
+impl fmt::Debug for Slots {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("WakerSlot")
+        f.write_str("Slots")
     }
 }
 
@@ -197,7 +210,7 @@ pub(crate) fn poll_close(
             CloseWait::Pause(until) => {
                 // Only time, or an abort, moves a close waiting for the peer's acknowledgement.
                 let signal = connection.signal();
-                signal.waker().read.register(cx.waker());
+                signal.waker().register(Slot::Read, cx.waker());
                 if !signal.is_raised() {
                     ready!(timer.poll_at(cx, timer_of(connection.clock(), until)));
                 }
@@ -219,7 +232,7 @@ fn poll_received(
     linger: Option<Option<TokioInstant>>,
 ) -> Poll<Received> {
     let signal = connection.signal();
-    signal.waker().read.register(cx.waker());
+    signal.waker().register(Slot::Read, cx.waker());
     let received = match connection.socket() {
         _ if signal.is_raised() => Received::Raised,
         None => Received::Raised,
@@ -268,7 +281,7 @@ fn poll_sent(
     buf: &[u8],
 ) -> Poll<Sent> {
     let signal = connection.signal();
-    signal.waker().write.register(cx.waker());
+    signal.waker().register(Slot::Write, cx.waker());
     let sent = match connection.socket() {
         _ if signal.is_raised() => Sent::Raised,
         None => Sent::Raised,
@@ -300,16 +313,38 @@ fn poll_write_once(stream: &TcpStream, cx: &mut Context<'_>, buf: &[u8]) -> Poll
     }
 }
 
-/// All of `buf`, each part sent by `poll_send` (a connection's, or a write half's).
-pub(crate) async fn send_all(
-    mut buf: &[u8],
+/// The future of one call on a connection or a half: `start` on its first poll, as the body of
+/// an `async fn` would begin, then `poll` until it is ready.
+///
+/// The calls' futures live in their callers' (a handler's, boxed for each connection): an
+/// `async fn` would keep its arguments and, beside them, the `poll_fn` that borrows them. This
+/// one holds each argument once.
+pub(crate) fn call<T, R>(
+    target: &mut T,
+    start: impl FnOnce(&mut T),
+    mut poll: impl FnMut(&mut T, &mut Context<'_>) -> Poll<R>,
+) -> impl Future<Output = R> {
+    let mut start = Some(start);
+    poll_fn(move |cx| {
+        if let Some(start) = start.take() {
+            start(target);
+        }
+        poll(target, cx)
+    })
+}
+
+/// Sends all of `rest`, each part by `poll_send` (a connection's, or a write half's), and takes
+/// each part sent off `rest`.
+pub(crate) fn poll_send_all(
+    rest: &mut &[u8],
+    cx: &mut Context<'_>,
     mut poll_send: impl FnMut(&mut Context<'_>, &[u8]) -> Poll<io::Result<usize>>,
-) -> io::Result<()> {
-    while !buf.is_empty() {
-        let sent = poll_fn(|cx| poll_send(cx, buf)).await?;
-        buf = buf.get(sent..).unwrap_or_default();
+) -> Poll<io::Result<()>> {
+    while !rest.is_empty() {
+        let sent = ready!(poll_send(cx, rest))?;
+        *rest = rest.get(sent..).unwrap_or_default();
     }
-    Ok(())
+    Poll::Ready(Ok(()))
 }
 
 /// The most one `poll_read` reads at a time.
@@ -331,7 +366,7 @@ pub(crate) fn fill(
 
 /// Ready once an abort is asked for through `signal`; at once if it was.
 pub(crate) fn poll_abort_requested(signal: &Signal<Wakers>, cx: &mut Context<'_>) -> Poll<()> {
-    signal.waker().abort.register(cx.waker());
+    signal.waker().register(Slot::Abort, cx.waker());
     if signal.abort_requested() {
         Poll::Ready(())
     } else {
