@@ -5,7 +5,9 @@
 //! one iteration is one input handed to [`Lifecycle::handle`] and the actions it asks for polled
 //! (`input`), and the same plus [`Lifecycle::poll_timeout`], an adapter's whole turn
 //! (`input_and_poll_timeout`). The floor (`floor`) is a match over one byte per input, the
-//! inputs' kinds, over a trace of the same length. At the end it prints the medians in ns per
+//! inputs' kinds, over a trace of the same length. `steady_receive` is one established
+//! connection receiving, input after input: every branch predicted, what is left is the work and
+//! each input's wait for the state the one before left. At the end it prints the medians in ns per
 //! input, the ratio to the floor, the allocations seen during the timed replays (a counting
 //! global allocator; it must be zero) and the sizes of the machines.
 
@@ -311,6 +313,24 @@ fn replay(trace: &Trace, n: u64, poll_timeout: bool) -> Duration {
     elapsed
 }
 
+/// One established connection receiving, `n` times: the steadiest stream there is, every branch
+/// predicted, so what is left is the work itself, and each input waiting for the state the one
+/// before left.
+fn steady(n: u64) -> Duration {
+    let config = config();
+    let mut conn = Lifecycle::accepted(Instant::ZERO, config);
+    let started = std::time::Instant::now();
+    for i in 0..n {
+        let now = Instant::from_micros(i);
+        black_box(conn.handle(now, black_box(Input::Received { len: 1_024 }))).ok();
+        while let Some(action) = conn.poll_action() {
+            black_box(action);
+        }
+    }
+    black_box(&conn);
+    started.elapsed()
+}
+
 /// The floor: a trivial match over one byte per input, over a trace as long as the inputs'.
 fn floor(kinds: &[u8], n: u64) -> Duration {
     let started = std::time::Instant::now();
@@ -343,6 +363,7 @@ fn benches(c: &mut Criterion, trace: &Trace) {
     group.bench_function("input_and_poll_timeout", |b| {
         b.iter_custom(|n| replay(trace, n, true))
     });
+    group.bench_function("steady_receive", |b| b.iter_custom(steady));
     group.finish();
 }
 
@@ -380,12 +401,17 @@ fn report(since: std::time::SystemTime) {
     let floor = median_ns("floor", since);
     let input = median_ns("input", since);
     let turn = median_ns("input_and_poll_timeout", since);
+    let steady = median_ns("steady_receive", since);
     println!();
     println!("medians (criterion's estimate), ns per input:");
     for (name, median) in [
         ("floor (a match over one byte)", floor),
         ("input (handle, then poll_action until None)", input),
         ("input_and_poll_timeout (and poll_timeout)", turn),
+        (
+            "steady_receive (one connection receiving, every branch predicted)",
+            steady,
+        ),
     ] {
         match (median, floor) {
             (Some(m), Some(f)) if f > 0.0 => {
