@@ -80,11 +80,18 @@ pub struct Lifecycle {
     /// While connecting: the current attempt's deadline. While closing: the total linger deadline.
     deadline: Instant,
     config: Config,
-    /// While lingering: how many microseconds before `deadline` the idle deadline (for the peer's
-    /// next byte or end of stream) falls, or 0 if it falls at or after it. Only the earlier of
-    /// the two deadlines ever matters, and kept this way it is exact in 32 bits: the idle
-    /// deadline starts no earlier than the close request, so it lies at most
-    /// `linger_total - linger_idle` before the total deadline (see [`Self::restart_idle_deadline`]).
+    /// While lingering or waiting for the acknowledgement: how many microseconds before
+    /// `deadline` the idle deadline (for the peer's next byte or end of stream) falls, or 0 if it
+    /// falls at or after it. Only the earlier of the two deadlines ever matters, and kept this
+    /// way it is exact in 32 bits: the idle deadline starts no earlier than the close request, so
+    /// it lies at most `linger_total - linger_idle` before the total deadline (see
+    /// [`Self::idle_lead_from_now`]).
+    ///
+    /// Zero in every other state with a deadline: it is only set on the way into lingering or
+    /// the wait for the acknowledgement (or by bytes received while lingering), and those lead
+    /// only to `Closed`. [`Self::running_deadline`] takes it off the deadline in every state
+    /// on that account; a transition that left it set on the way into connecting or flushing
+    /// would bring those deadlines forward.
     idle_lead: u32,
     state: State,
     pending: PendingActions,

@@ -3,8 +3,9 @@
 //!
 //! [`Lifecycle`](crate::Lifecycle) looks its step up by (state, input kind) and performs it with
 //! no further decision, so handling an input costs about one load and a few conditional moves
-//! whatever the state. Only the connect phase (starting, an attempt's report, an attempt's
-//! deadline) depends on more than the state and the input's kind, and the table hands it to
+//! whatever the state. Two inputs depend on a little more, and have a column of their own: a
+//! timeout whose deadline is due, and a receive of nothing. Only the connect phase (starting, an
+//! attempt's report, an attempt's deadline) depends on more than that, and the table hands it to
 //! `Lifecycle::apply_connect_phase`.
 
 use crate::action::PendingActions;

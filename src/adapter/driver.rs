@@ -44,8 +44,8 @@ pub(crate) enum CloseWait {
 }
 
 /// The first pause before the peer's acknowledgement is asked for again (C13), doubled each
-/// time up to [`ACK_PAUSE_MAX`]: on loopback it has come by the first asking; on a lossy wire a
-/// retransmission takes a round trip or more.
+/// time up to [`ACK_PAUSE_MAX_US`] microseconds: on loopback it has come by the first asking; on
+/// a lossy wire a retransmission takes a round trip or more.
 /// In microseconds, as [`Driver`] keeps it: a `Duration` would take 16 bytes of every
 /// connection for a tenth of a second at most.
 const ACK_PAUSE_MIN_US: u32 = 1_000;

@@ -41,8 +41,11 @@ use crate::{CloseReason, Config, Lifecycle, StdClock};
 /// - [`abort`](Self::abort) resets: linger zero, then close. An [`AbortHandle`] asks for it from
 ///   anywhere and wakes the connection's pending wait.
 ///
-/// Every `async` method may be cancelled (its future dropped) between two awaits: nothing is
-/// lost but the wait. A cancelled [`close`](Self::close) leaves the connection closing; dropped
+/// Every method that returns a future may be cancelled (its future dropped) between two awaits:
+/// nothing is lost but the wait. [`recv`](Self::recv), [`send`](Self::send),
+/// [`send_all`](Self::send_all) and [`close`](Self::close) return their futures from plain
+/// `fn`s rather than being `async fn`s, so that a future holds each argument once; awaiting
+/// them is the same. Their futures are `Send`; that they are also `Unpin` today is not promised. A cancelled [`close`](Self::close) leaves the connection closing; dropped
 /// then, its close goes on in a task (A1).
 ///
 /// # Example: the seed's client

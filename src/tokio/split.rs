@@ -175,7 +175,7 @@ impl WriteHalf {
         answer
     }
 
-    /// `poll_flush`: see [`Steps::flush`](crate::adapter::Steps::flush).
+    /// `poll_flush`: see [`Steps::flush`].
     pub(crate) fn flush_steps(&mut self) -> io::Result<()> {
         let answer = self.half.enter().and_then(|mut call| call.flush());
         self.half.settle();

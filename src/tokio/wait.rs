@@ -1,7 +1,7 @@
 //! How the tokio adapter waits, in `poll` form: for the socket's readiness, a tokio timer at the
 //! idle or linger deadline, or the connection's signal, whichever comes first, without blocking a
-//! worker thread. The `async fn`s of the connections and the `AsyncRead`/`AsyncWrite` impls are
-//! all calls of these.
+//! worker thread. The connections' futures (`recv`, `send`, `close`, ...) and their
+//! `AsyncRead`/`AsyncWrite` impls are all calls of these.
 
 use std::fmt;
 use std::future::poll_fn;
