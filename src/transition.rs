@@ -326,15 +326,25 @@ mod tests {
                     InputKind::Error => Input::Error(crate::IoErrorKind::Other),
                     InputKind::Timeout => Input::Timeout,
                 };
-                assert_eq!(step(state, an_input, false), cell(state, input, false));
-                assert_eq!(step(state, an_input, true), cell(state, input, true));
+                for due in [false, true] {
+                    assert_eq!(
+                        step(state, an_input, due),
+                        cell(state, input, due),
+                        "the table's cell for {input} in {state} (deadline due: {due}) is not the match's"
+                    );
+                }
             }
+            // C9: a receive of nothing is misuse, of its own kind where receiving is permitted.
             let empty = step(state, Input::Received { len: 0 }, false);
-            if state.permits().receive {
-                assert_eq!(empty, Step::new(state, Step::REFUSED | Step::EMPTY_RECEIVE));
+            let expected = if state.permits().receive {
+                Step::new(state, Step::REFUSED | Step::EMPTY_RECEIVE)
             } else {
-                assert_eq!(empty, Step::INVALID.staying_in(state));
-            }
+                Step::INVALID.staying_in(state)
+            };
+            assert_eq!(
+                empty, expected,
+                "C9 violated: the table's cell for a receive of nothing in {state}"
+            );
         }
     }
 }
